@@ -1,0 +1,1 @@
+"""The `bertology` command: thin subcommands over the library."""

@@ -1,0 +1,95 @@
+"""Multi-head self-attention with one fused QKV projection.
+
+The fast path is `scaled_dot_product_attention`; the explicit path (matmul, softmax) runs only when a
+caller asks for attention probabilities or pre-softmax scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class Padding:
+    """Which tokens are real, and (when unpadded) where the packed rows came from.
+
+    With `indices` set, activations travel as (tokens, width) holding only real tokens, so the dense
+    layers do no work on padding; attention scatters them back to (batch, seq) around its kernel.
+    """
+
+    keep: torch.Tensor | None  # (batch, seq) bool, None when nothing is padded
+    batch: int
+    seq: int
+    indices: torch.Tensor | None = None  # flat positions of real tokens, when unpadded
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor | None, batch: int, seq: int, unpad: bool) -> Padding:
+        if attention_mask is None:
+            return cls(None, batch, seq)
+        keep = attention_mask.bool()
+        if bool(keep.all()):
+            return cls(None, batch, seq)
+        # A row with no real token would give NaN in softmax; let it attend everywhere instead.
+        empty = ~keep.any(dim=-1)
+        if bool(empty.any()):
+            keep = keep | empty[:, None]
+        indices = keep.reshape(-1).nonzero().squeeze(-1) if unpad else None
+        return cls(keep, batch, seq, indices)
+
+    @property
+    def packed(self) -> bool:
+        return self.indices is not None
+
+    def sdpa_mask(self) -> torch.Tensor | None:
+        return None if self.keep is None else self.keep[:, None, None, :]
+
+    def additive_mask(self, dtype: torch.dtype) -> torch.Tensor | None:
+        if self.keep is None:
+            return None
+        return (~self.keep[:, None, None, :]).to(dtype) * torch.finfo(dtype).min
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """(tokens, width) -> (batch, seq, width), zeros at padding."""
+        if self.indices is None:
+            return x
+        out = x.new_zeros(self.batch * self.seq, x.shape[-1]).index_copy(0, self.indices, x)
+        return out.view(self.batch, self.seq, -1)
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, width) -> (tokens, width)."""
+        if self.indices is None:
+            return x
+        return x.reshape(self.batch * self.seq, -1).index_select(0, self.indices)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.dropout_p = dropout
+
+    def forward(
+        self, x: torch.Tensor, padding: Padding, return_probs: bool = False, return_scores: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        qkv = padding.pad(self.qkv(x))
+        batch, seq, _ = qkv.shape
+        q, k, v = qkv.view(batch, seq, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        dropout = self.dropout_p if self.training else 0.0
+        probs = scores = None
+        if return_probs or return_scores:
+            scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
+            mask = padding.additive_mask(scores.dtype)
+            probs = torch.softmax(scores if mask is None else scores + mask, dim=-1)
+            context = torch.matmul(F.dropout(probs, dropout, self.training), v)
+        else:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=padding.sdpa_mask(), dropout_p=dropout)
+        context = padding.unpad(context.transpose(1, 2).reshape(batch, seq, -1))
+        return self.out(context), (probs if return_probs else None), (scores if return_scores else None)

@@ -1,0 +1,209 @@
+"""BERT: the embedding, encoder and head blocks put together, and their Hugging Face tensor names."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .attention import Padding
+from .checkpoint import NameMap, Rule
+from .config import BertConfig
+from .embeddings import TokenPositionSegmentEmbedding
+from .encoder import Encoder, EncoderLayer
+from .heads import MaskedLMHead, Pooler, SentencePairHead
+from .outputs import EncoderOutput, MaskedLMOutput, PreTrainingOutput
+from .pretrained import PreTrainedModel, register
+
+BERT_ENCODER_NAMES = NameMap(
+    [
+        Rule("embeddings.word_embeddings.weight", "embeddings.word.weight"),
+        Rule("embeddings.position_embeddings.weight", "embeddings.position.weight"),
+        Rule("embeddings.token_type_embeddings.weight", "embeddings.segment.weight"),
+        Rule("embeddings.LayerNorm.{w}", "embeddings.norm.{w}"),
+        Rule("encoder.layer.{i}.attention.self.{part}.{w}", "encoder.layers.{i}.attention.qkv.{w}",
+             parts=("query", "key", "value")),
+        Rule("encoder.layer.{i}.attention.output.dense.{w}", "encoder.layers.{i}.attention.out.{w}"),
+        Rule("encoder.layer.{i}.attention.output.LayerNorm.{w}", "encoder.layers.{i}.attention_norm.{w}"),
+        Rule("encoder.layer.{i}.intermediate.dense.{w}", "encoder.layers.{i}.ffn.up.{w}"),
+        Rule("encoder.layer.{i}.output.dense.{w}", "encoder.layers.{i}.ffn.down.{w}"),
+        Rule("encoder.layer.{i}.output.LayerNorm.{w}", "encoder.layers.{i}.ffn_norm.{w}"),
+        Rule("pooler.dense.{w}", "pooler.dense.{w}"),
+    ],
+    # TensorFlow-era checkpoints name LayerNorm parameters gamma and beta.
+    legacy={"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"},
+)
+BERT_MLM_NAMES = NameMap(
+    [
+        Rule("cls.predictions.transform.dense.{w}", "mlm_head.transform.{w}"),
+        Rule("cls.predictions.transform.LayerNorm.{w}", "mlm_head.norm.{w}"),
+        Rule("cls.predictions.bias", "mlm_head.decoder.bias"),
+        Rule("cls.predictions.decoder.bias", "mlm_head.decoder.bias", load_only=True),
+        Rule("cls.predictions.decoder.weight", "mlm_head.decoder.weight", load_only=True),
+    ],
+    legacy={"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"},
+)
+BERT_NSP_NAMES = NameMap([Rule("cls.seq_relationship.{w}", "sentence_head.classifier.{w}")])
+
+
+@register("bert", base=True)
+class BertModel(PreTrainedModel):
+    """Embeddings, post-LN encoder and (optionally) the [CLS] pooler.
+
+    `unpad_inputs=True` packs the real tokens of a padded batch together so that the dense layers skip
+    padding; outputs at padded positions are then zeros instead of transformers' (meaningless) values.
+    """
+
+    base_prefix = "bert."  # head-model checkpoints nest the encoder there; loading strips it
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = TokenPositionSegmentEmbedding(config)
+        self.encoder = Encoder([EncoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.pooler = Pooler(config.hidden_size) if add_pooling_layer else None
+        self.unpad_inputs = unpad_inputs
+        self.init_weights()
+
+    @classmethod
+    def name_map(cls) -> NameMap:
+        return BERT_ENCODER_NAMES
+
+    def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                      token_type_ids: torch.Tensor | None) -> None:
+        """Catch the usual mistakes here, with names, rather than as an index error deep in torch."""
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, seq), got {tuple(input_ids.shape)}")
+        seq = input_ids.shape[1]
+        limit = self.config.max_position_embeddings
+        if seq > limit:
+            raise ValueError(f"input_ids hold {seq} tokens per sequence but the model has {limit} positions; "
+                             f"truncate to max_length={limit}")
+        for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+            if tensor is not None and tensor.shape != input_ids.shape:
+                raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(input_ids.shape)}")
+        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
+            raise ValueError(f"input_ids hold ids outside [0, vocab_size={self.config.vocab_size}): "
+                             f"min {int(input_ids.min())}, max {int(input_ids.max())}")
+        if token_type_ids is not None and token_type_ids.numel():
+            if int(token_type_ids.max()) >= max(self.config.type_vocab_size, 1) or int(token_type_ids.min()) < 0:
+                raise ValueError(f"token_type_ids must lie in [0, type_vocab_size={self.config.type_vocab_size})")
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        output_attention_scores: bool = False,
+        unpad: bool | None = None,
+    ) -> EncoderOutput:
+        self._check_inputs(input_ids, attention_mask, token_type_ids)
+        batch, seq = input_ids.shape
+        padding = Padding.from_mask(attention_mask, batch, seq, self.unpad_inputs if unpad is None else unpad)
+        if position_ids is None:
+            position_ids = torch.arange(seq, device=input_ids.device).expand(batch, seq)
+        ids, positions, segments = (padding.unpad(t.unsqueeze(-1)).squeeze(-1) if t is not None else None
+                                    for t in (input_ids, position_ids, token_type_ids))
+        x = self.embeddings(ids, positions, segments)
+        x, trace = self.encoder(x, padding, output_hidden_states, output_attentions, output_attention_scores)
+        last = padding.pad(x)
+        return EncoderOutput(
+            last_hidden_state=last,
+            pooler_output=self.pooler(last) if self.pooler is not None else None,
+            hidden_states=trace.hidden_states,
+            attentions=trace.attentions,
+            attention_scores=trace.attention_scores,
+        )
+
+
+class _BertWithHeads(PreTrainedModel):
+    base_prefix = "bert."
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=add_pooling_layer)
+
+    def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                output_attentions, output_attention_scores) -> EncoderOutput:
+        return self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                         output_attentions, output_attention_scores)
+
+
+@register("bert")
+class BertForMaskedLM(_BertWithHeads):
+    """BERT with the masked-LM head. Given labels, logits are computed only at labelled positions."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config, add_pooling_layer=False)
+        self.mlm_head = MaskedLMHead(config, self.bert.embeddings.word)
+        self.init_weights()
+
+    @classmethod
+    def name_map(cls) -> NameMap:
+        return BERT_ENCODER_NAMES.with_prefix("bert.", "bert.") + BERT_MLM_NAMES
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        output_attention_scores: bool = False,
+        labels: torch.Tensor | None = None,
+    ) -> MaskedLMOutput:
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                           output_attentions, output_attention_scores)
+        logits, loss = self.mlm_head.logits_and_loss(out.last_hidden_state, labels)
+        return MaskedLMOutput(logits=logits, loss=loss, hidden_states=out.hidden_states,
+                              attentions=out.attentions, attention_scores=out.attention_scores)
+
+
+@register("bert")
+class BertForPreTraining(_BertWithHeads):
+    """BERT with the masked-LM and next-sentence heads; the loss is their sum, as in the paper."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config, add_pooling_layer=True)
+        self.mlm_head = MaskedLMHead(config, self.bert.embeddings.word)
+        self.sentence_head = SentencePairHead(config.hidden_size)
+        self.init_weights()
+
+    @classmethod
+    def name_map(cls) -> NameMap:
+        return BERT_ENCODER_NAMES.with_prefix("bert.", "bert.") + BERT_MLM_NAMES + BERT_NSP_NAMES
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        output_attention_scores: bool = False,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+    ) -> PreTrainingOutput:
+        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                           output_attentions, output_attention_scores)
+        logits, mlm_loss = self.mlm_head.logits_and_loss(out.last_hidden_state, labels)
+        nsp_logits = self.sentence_head(out.pooler_output)
+        nsp_loss = None
+        if next_sentence_label is not None:
+            nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label.view(-1))
+        losses = [t for t in (mlm_loss, nsp_loss) if t is not None]
+        return PreTrainingOutput(
+            prediction_logits=logits,
+            seq_relationship_logits=nsp_logits,
+            loss=sum(losses) if losses else None,
+            mlm_loss=mlm_loss,
+            nsp_loss=nsp_loss,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            attention_scores=out.attention_scores,
+        )

@@ -1,0 +1,214 @@
+"""`BertConfig`: the architecture of an encoder, in the field names of Hugging Face's config.json.
+
+Keeping BERT's own field names means a config.json moves between us and transformers unchanged; keys
+we do not model (transformers_version, gradient_checkpointing, ...) are kept in `extra` and written back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..utils.io import atomic_write
+from .activations import ACTIVATIONS
+
+CONFIG_NAME = "config.json"
+
+
+def _check_type(name: str, value: Any, hint: Any, where: str) -> None:
+    """Raise ConfigError unless `value` fits the annotation `hint` (int, float, str, bool, X | None, list)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return
+        hint = next(o for o in options if o is not type(None))
+        origin = typing.get_origin(hint)
+    expected = origin or hint
+    ok = isinstance(value, expected)
+    if expected is int or expected is float:
+        ok = isinstance(value, (int, float) if expected is float else int) and not isinstance(value, bool)
+    if not ok:
+        raise ConfigError(
+            f"{where}field '{name}' must be {getattr(expected, '__name__', expected)}, "
+            f"got {type(value).__name__} {value!r}"
+        )
+
+
+@dataclass
+class BertConfig:
+    """Architecture of a BERT encoder. Defaults are BERT-base; see `BertConfig.preset` for other sizes."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    classifier_dropout: float | None = None
+    model_type: str = "bert"
+    architectures: list | None = None
+    # Keys of a config.json that we carry through unchanged.
+    extra: dict = field(default_factory=dict, repr=False)
+
+    #: Keys a config.json must state: without them no architecture is defined.
+    REQUIRED: ClassVar[tuple[str, ...]] = (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ----------------------------------------------------------------------------------------- checks
+    def validate(self, where: str = "") -> None:
+        """Check types and values; the error names the field and what it expected."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), hints[f.name], where)
+        positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                    "intermediate_size", "max_position_embeddings")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{where}field '{name}' must be positive, got {getattr(self, name)}")
+        if self.type_vocab_size < 0:
+            raise ConfigError(f"{where}field 'type_vocab_size' must be >= 0, got {self.type_vocab_size}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"{where}field 'hidden_size' ({self.hidden_size}) must be divisible by "
+                f"'num_attention_heads' ({self.num_attention_heads})"
+            )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{where}field '{name}' must be in [0, 1), got {getattr(self, name)}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ConfigError(
+                f"{where}field 'hidden_act' is {self.hidden_act!r}; known activations: {sorted(ACTIVATIONS)}"
+            )
+        if self.position_embedding_type != "absolute":
+            raise ConfigError(
+                f"{where}field 'position_embedding_type' is {self.position_embedding_type!r}; "
+                "only 'absolute' position embeddings are supported"
+            )
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ConfigError(f"{where}field 'pad_token_id' ({self.pad_token_id}) must lie in [0, vocab_size)")
+        if self.layer_norm_eps <= 0:
+            raise ConfigError(f"{where}field 'layer_norm_eps' must be positive, got {self.layer_norm_eps}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    # --------------------------------------------------------------------------------- dict and json
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "") -> BertConfig:
+        """Build from a config.json mapping: required keys must be there, unknown keys go to `extra`."""
+        where = f"{source}: " if source else ""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}a config must be a JSON object, got {type(data).__name__}")
+        missing = [k for k in cls.REQUIRED if k not in data]
+        if missing:
+            raise ConfigError(f"{where}missing required field(s) {missing}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        extra = {k: v for k, v in data.items() if k not in names}
+        hints = typing.get_type_hints(cls)
+        for k, v in known.items():  # type errors name the file before the dataclass sees them
+            _check_type(k, v, hints[k], where)
+        config = cls.__new__(cls)
+        defaults = {f.name: f for f in dataclasses.fields(cls)}
+        for name, f in defaults.items():
+            if name == "extra":
+                value = extra
+            elif name in known:
+                value = known[name]
+            elif f.default is not dataclasses.MISSING:
+                value = f.default
+            else:
+                value = f.default_factory()  # type: ignore[misc]
+            setattr(config, name, value)
+        config.validate(where)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        merged = dict(self.extra)
+        merged.update(data)
+        if merged.get("architectures") is None:
+            merged.pop("architectures", None)
+        return dict(sorted(merged.items()))
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> BertConfig:
+        folder = Path(folder)
+        return cls.from_json_file(folder / CONFIG_NAME if folder.is_dir() else folder)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        path = Path(folder) / CONFIG_NAME
+        with atomic_write(path) as handle:
+            json.dump(self.to_dict(), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        return path
+
+    def replace(self, **changes: Any) -> BertConfig:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    # ---------------------------------------------------------------------------------------- presets
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> BertConfig:
+        """A standard size by name: `bert-L4-H256` style names, or tiny/mini/small/medium/base/large/tinybert."""
+        key = PRESET_ALIASES.get(name.lower(), name)
+        if key not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
+        return cls(**{**PRESETS[key], **overrides})
+
+
+def _google_small(layers: int, hidden: int) -> dict[str, int]:
+    return {"num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": hidden // 64,
+            "intermediate_size": 4 * hidden}
+
+
+#: Google's 24 small BERTs (L2..L12 x H128..H768, heads H/64, FFN 4H) plus the other standard sizes.
+PRESETS: dict[str, dict[str, int]] = {
+    f"bert-L{layers}-H{hidden}": _google_small(layers, hidden)
+    for layers in (2, 4, 6, 8, 10, 12)
+    for hidden in (128, 256, 512, 768)
+}
+PRESETS["bert-L24-H1024"] = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16,
+                             "intermediate_size": 4096}
+PRESETS["tinybert-L4-H312"] = {"num_hidden_layers": 4, "hidden_size": 312, "num_attention_heads": 12,
+                               "intermediate_size": 1200}
+PRESET_ALIASES = {
+    "tiny": "bert-L2-H128", "mini": "bert-L4-H256", "small": "bert-L4-H512", "medium": "bert-L8-H512",
+    "base": "bert-L12-H768", "large": "bert-L24-H1024", "tinybert": "tinybert-L4-H312",
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(PRESET_ALIASES) + sorted(PRESETS)

@@ -1,0 +1,172 @@
+"""`from_pretrained` / `save_pretrained` for every model family, and `load(folder)` by model_type.
+
+A family supplies its config class, its Hugging Face name map and, for head models, the prefix under
+which transformers nests the encoder ("bert."), so checkpoints of one class load into another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from .checkpoint import SAFE_WEIGHTS, NameMap, read_weights, write_safetensors
+from .config import CONFIG_NAME, BertConfig
+
+logger = logging.getLogger("bertology")
+
+M = TypeVar("M", bound="PreTrainedModel")
+
+#: class name -> class, and model_type -> the family's bare encoder class (for `load`)
+ARCHITECTURES: dict[str, type[PreTrainedModel]] = {}
+BASE_MODELS: dict[str, type[PreTrainedModel]] = {}
+
+
+def register(model_type: str, base: bool = False):
+    """Class decorator: make a model class loadable by `load(folder)`."""
+
+    def wrap(cls: type[M]) -> type[M]:
+        ARCHITECTURES[cls.__name__] = cls
+        if base:
+            BASE_MODELS[model_type] = cls
+        return cls
+
+    return wrap
+
+
+def _tied_duplicates(module: nn.Module) -> dict[str, str]:
+    """Names in the state dict that alias an earlier tensor (tied decoder, shared layers) -> that name."""
+    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    aliases: dict[str, str] = {}
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in seen:
+            aliases[name] = seen[key]
+        else:
+            seen[key] = name
+    return aliases
+
+
+class PreTrainedModel(nn.Module):
+    config_class: ClassVar[type[BertConfig]] = BertConfig
+    #: where transformers nests the encoder in head models ("bert."); checkpoints saved with or without it load
+    base_prefix: ClassVar[str] = ""
+
+    config: BertConfig
+
+    # ---------------------------------------------------------------------------- hooks per family
+    @classmethod
+    def name_map(cls) -> NameMap:
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        """BERT's initialisation: N(0, initializer_range) for matrices, zero biases, unit LayerNorms."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+                if module.padding_idx is not None:
+                    with torch.no_grad():
+                        module.weight[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # -------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(
+        cls: type[M], folder: str | os.PathLike, config: BertConfig | None = None, strict: bool = False
+    ) -> M:
+        """Load a Hugging Face-format folder. Missing or unused tensors are reported by name (a warning,
+        or an error with `strict=True`); a tensor of the wrong shape is always an error."""
+        folder = Path(folder)
+        if config is None:
+            config = cls.config_class.from_pretrained(folder)
+        model = cls(config)
+        state, source = read_weights(folder)
+        model.load_hf_state_dict(state, source=str(source), strict=strict)
+        return model.eval()
+
+    def load_hf_state_dict(self, state: dict[str, torch.Tensor], source: str = "state dict",
+                           strict: bool = False) -> dict[str, list[str]]:
+        name_map = self.name_map()
+        ours, unplaced, origin = name_map.to_ours(state)
+        if unplaced and self.base_prefix:
+            # Saved by another class of the family: with the prefix (head model) or without (bare encoder).
+            p = self.base_prefix
+            retry = {(n[len(p):] if n.startswith(p) else p + n): n for n in unplaced}
+            more, still, more_origin = name_map.to_ours({alt: state[n] for alt, n in retry.items()})
+            for target, tensor in more.items():
+                ours.setdefault(target, tensor)
+                origin.setdefault(target, retry.get(more_origin[target], more_origin[target]))
+            unplaced = [retry[n] for n in still]
+        unplaced = [n for n in unplaced if not n.endswith("position_ids")]  # a buffer, not a weight
+
+        expected = self.state_dict()
+        aliases = _tied_duplicates(self)
+        for name, tensor in ours.items():
+            if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
+                raise CheckpointError(
+                    f"{source}: tensor '{origin[name]}' has shape {tuple(tensor.shape)} but the model "
+                    f"(our '{name}') expects {tuple(expected[name].shape)}; does config.json match the weights?"
+                )
+        unexpected = sorted(origin[n] for n in ours if n not in expected) + sorted(unplaced)
+        missing = sorted(
+            n for n in expected if n not in ours and not (n in aliases and aliases[n] in ours)
+        )
+        if strict and (missing or unexpected):
+            raise CheckpointError(f"{source}: missing tensors {missing}; unexpected tensors {unexpected}")
+        if missing:
+            logger.warning("%s: %d tensors not in the checkpoint, left freshly initialised: %s",
+                           source, len(missing), ", ".join(missing))
+        if unexpected:
+            logger.warning("%s: %d tensors not used by %s: %s", source, len(unexpected),
+                           type(self).__name__, ", ".join(unexpected))
+        self.load_state_dict({n: t for n, t in ours.items() if n in expected}, strict=False)
+        return {"missing": missing, "unexpected": unexpected}
+
+    # --------------------------------------------------------------------------------------- saving
+    def hf_state_dict(self) -> dict[str, torch.Tensor]:
+        """Our tensors under transformers' names, tied copies left out (transformers re-ties them)."""
+        aliases = _tied_duplicates(self)
+        state = {n: t for n, t in self.state_dict().items() if n not in aliases}
+        return self.name_map().to_theirs(state)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write config.json and model.safetensors that transformers loads with identical outputs."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config.replace(architectures=[type(self).__name__])
+        write_safetensors(self.hf_state_dict(), folder / SAFE_WEIGHTS)
+        config.save_pretrained(folder)
+        return folder
+
+
+def load(folder: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
+    """The model a folder holds, as the class its config.json names (or the family's bare encoder)."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"{folder}: no {CONFIG_NAME} here")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    model_type = raw.get("model_type") if isinstance(raw, dict) else None
+    if model_type not in BASE_MODELS:
+        raise ConfigError(f"{path}: field 'model_type' is {model_type!r}; known types: {sorted(BASE_MODELS)}")
+    names = raw.get("architectures") or []
+    cls = next((ARCHITECTURES[n] for n in names if n in ARCHITECTURES), BASE_MODELS[model_type])
+    return cls.from_pretrained(folder, **kwargs)
