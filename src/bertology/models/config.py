@@ -9,37 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..utils.io import atomic_write
+from ..utils.typed import check_fields, from_mapping
 from .activations import ACTIVATIONS
 
 CONFIG_NAME = "config.json"
-
-
-def _check_type(name: str, value: Any, hint: Any, where: str) -> None:
-    """Raise ConfigError unless `value` fits the annotation `hint` (int, float, str, bool, X | None, list)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return
-        hint = next(o for o in options if o is not type(None))
-        origin = typing.get_origin(hint)
-    expected = origin or hint
-    ok = isinstance(value, expected)
-    if expected is int or expected is float:
-        ok = isinstance(value, (int, float) if expected is float else int) and not isinstance(value, bool)
-    if not ok:
-        raise ConfigError(
-            f"{where}field '{name}' must be {getattr(expected, '__name__', expected)}, "
-            f"got {type(value).__name__} {value!r}"
-        )
 
 
 @dataclass
@@ -77,9 +56,7 @@ class BertConfig:
     # ----------------------------------------------------------------------------------------- checks
     def validate(self, where: str = "") -> None:
         """Check types and values; the error names the field and what it expected."""
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), hints[f.name], where)
+        check_fields(self, where)
         positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                     "intermediate_size", "max_position_embeddings")
         for name in positive:
@@ -118,29 +95,7 @@ class BertConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "") -> BertConfig:
         """Build from a config.json mapping: required keys must be there, unknown keys go to `extra`."""
         where = f"{source}: " if source else ""
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}a config must be a JSON object, got {type(data).__name__}")
-        missing = [k for k in cls.REQUIRED if k not in data]
-        if missing:
-            raise ConfigError(f"{where}missing required field(s) {missing}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
-        extra = {k: v for k, v in data.items() if k not in names}
-        hints = typing.get_type_hints(cls)
-        for k, v in known.items():  # type errors name the file before the dataclass sees them
-            _check_type(k, v, hints[k], where)
-        config = cls.__new__(cls)
-        defaults = {f.name: f for f in dataclasses.fields(cls)}
-        for name, f in defaults.items():
-            if name == "extra":
-                value = extra
-            elif name in known:
-                value = known[name]
-            elif f.default is not dataclasses.MISSING:
-                value = f.default
-            else:
-                value = f.default_factory()  # type: ignore[misc]
-            setattr(config, name, value)
+        config = from_mapping(cls, data, where, required=cls.REQUIRED, unknown="keep", extra_field="extra")
         config.validate(where)
         return config
 
