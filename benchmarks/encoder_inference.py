@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from bertology import BertConfig, BertModel, Tokenizer  # noqa: E402
 from bertology.assets import english_fortune_files, minilm_dir, read_fortunes, wordnet_data_files  # noqa: E402
-from bertology.cli.table import format_table  # noqa: E402
+from bertology.utils.table import format_table  # noqa: E402
 
 
 def real_texts(n: int, seed: int = 0) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .table import print_table
+from ..utils.table import print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,12 @@
+"""The training engine: one loop (Trainer) for every objective, with checkpoints that never lose work."""
+
+from .checkpoints import CheckpointManager
+from .config import TrainConfig
+from .data import ResumableLoader, batch_seed
+from .protocol import StepOutput, as_step_output
+from .trainer import Trainer, TrainingDiverged, TrainResult
+
+__all__ = [
+    "CheckpointManager", "ResumableLoader", "StepOutput", "TrainConfig", "TrainResult", "Trainer",
+    "TrainingDiverged", "as_step_output", "batch_seed",
+]

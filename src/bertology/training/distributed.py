@@ -1,0 +1,70 @@
+"""torch.distributed set-up for runs launched by torchrun: DDP (gloo on CPU, nccl on GPU) or FSDP."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        if not self.distributed:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if it is true on any (e.g. a stop signal seen by one)."""
+        return bool(self.all_reduce_sum([float(flag)])[0]) if self.distributed else flag
+
+
+def init_world() -> World:
+    """Join the process group torchrun describes in the environment (a single process needs none)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+    return World(rank=rank, size=size, local_rank=local_rank)
+
+
+def device_for(world: World) -> torch.device:
+    return torch.device("cuda", world.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def wrap(module: nn.Module, world: World, strategy: str) -> nn.Module:
+    """DDP replicates the model and averages gradients; FSDP shards parameters, gradients and optimizer state."""
+    if not world.distributed:
+        return module
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        return fully_shard(module)
+    device_ids = [world.local_rank] if torch.cuda.is_available() else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)

@@ -1,0 +1,53 @@
+"""AdamW without weight decay on biases and LayerNorm, and warm-up then linear or cosine decay."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices only: biases and normalisation scales are not shrunk toward zero (as in BERT)."""
+    norm_types = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.RMSNorm)
+    no_decay_ids = set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if isinstance(module, norm_types) or name.endswith("bias") or param.dim() < 2:
+                no_decay_ids.add(id(param))
+    decay, no_decay = [], []
+    for param in model.parameters():  # each shared (tied) tensor once
+        if param.requires_grad:
+            (no_decay if id(param) in no_decay_ids else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # foreach kernels update all tensors of a group at once; fused is faster still on CUDA.
+    fast = {"fused": True} if next(model.parameters()).is_cuda else {"foreach": True}
+    return torch.optim.AdamW(
+        parameter_groups(model, config.weight_decay), lr=config.learning_rate,
+        betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon, **fast,
+    )
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the peak learning rate at `step` (0-based): linear warm-up, then decay to 0 at `total`."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    warmup = config.warmup_steps or int(config.warmup_ratio * total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup, config.schedule)
+    )

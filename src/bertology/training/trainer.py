@@ -1,0 +1,505 @@
+"""The one training loop: pretraining, fine-tuning and distillation all run through `Trainer.train`.
+
+What it trains is any module whose forward returns named losses (see `protocol.py`); everything else is
+here: optimizer and schedule, accumulation, clipping, bf16 autocast, evaluation and model selection,
+checkpoints that survive kills, exact resume, signals, non-finite steps, DDP/FSDP, and what users see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..errors import BertologyError, CheckpointError
+from ..utils.io import atomic_write
+from .checkpoints import Checkpoint, CheckpointManager, rng_state, set_rng_state
+from .config import TrainConfig
+from .data import ResumableLoader
+from .distributed import World, device_for, init_world, wrap
+from .metrics_log import MetricsLog, plot_curves
+from .optim import build_optimizer, build_scheduler
+from .peak import matmul_peak_flops, training_flops
+from .protocol import StepOutput, as_step_output
+
+logger = logging.getLogger("bertology")
+
+
+class TrainingDiverged(BertologyError):
+    """Too many consecutive steps with a non-finite loss or gradient."""
+
+
+@dataclass
+class TrainResult:
+    step: int
+    #: finished, interrupted (signal), early_stopping
+    stopped: str
+    run_dir: Path
+    last_checkpoint: Path | None
+    best_step: int | None = None
+    best_value: float | None = None
+    skipped_steps: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _count(batch: Any) -> tuple[int, int]:
+    """(examples, tokens) in a batch: tokens are real (unpadded) ones where a mask says so."""
+    if isinstance(batch, dict):
+        if "attention_mask" in batch:
+            mask = batch["attention_mask"]
+            return int(mask.shape[0]), int(mask.sum())
+        if "input_ids" in batch:
+            ids = batch["input_ids"]
+            return int(ids.shape[0]), int(ids.numel())
+        first = next((v for v in batch.values() if isinstance(v, torch.Tensor)), None)
+        n = int(first.shape[0]) if first is not None and first.dim() else 1
+        return n, n
+    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
+        return int(batch[0].shape[0]), int(batch[0].shape[0])
+    return 1, 1
+
+
+def _scalars(out: StepOutput, total: torch.Tensor) -> dict[str, float]:
+    """The numbers to log for one forward: the weighted total, each named loss, each metric."""
+    values = {"loss": float(total.detach())}
+    if len(out.losses) > 1 or "loss" not in out.losses:
+        values.update({f"loss/{k}": float(v.detach()) for k, v in out.losses.items()})
+    values.update({k: float(v.detach() if isinstance(v, torch.Tensor) else v) for k, v in out.metrics.items()})
+    return values
+
+
+class Trainer:
+    def __init__(
+        self,
+        module: nn.Module,
+        train_data: Sequence[Any],
+        config: TrainConfig,
+        run_dir: str | os.PathLike,
+        collate: Callable | None = None,
+        eval_data: Sequence[Any] | None = None,
+        eval_collate: Callable | None = None,
+        run_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.world: World = init_world()
+        self.device = device_for(self.world)
+        self.raw = module.to(self.device)
+        self.module = wrap(self.raw, self.world, config.distributed)
+        self.fsdp = self.world.distributed and config.distributed == "fsdp"
+        self.loader = ResumableLoader(train_data, config.batch_size, config.seed, collate, config.shuffle,
+                                      config.drop_last, config.num_workers, self.world.rank, self.world.size)
+        self.eval_loader = None
+        if eval_data is not None:
+            self.eval_loader = ResumableLoader(eval_data, config.batch_size, config.seed, eval_collate or collate,
+                                               shuffle=False, drop_last=False, rank=self.world.rank,
+                                               world_size=self.world.size)
+        self.run_config = {"train": config.to_dict(), **(run_config or {})}
+        self.optimizer = build_optimizer(self.raw, config)
+        per_epoch = max(1, len(self.loader) // config.gradient_accumulation)
+        self.total_steps = config.max_steps or config.epochs * per_epoch
+        self.scheduler = build_scheduler(self.optimizer, config, self.total_steps)
+        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", config.keep_last)
+        # progress, restored on resume
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.tokens_seen = 0
+        self.skipped_steps = 0
+        self.consecutive_bad = 0
+        self.best_value: float | None = None
+        self.best_step: int | None = None
+        self.evals_without_improvement = 0
+        self.last_saved_step = -1
+        self._stop_signal: str | None = None
+
+    # ------------------------------------------------------------------------------------- the loop
+    def train(self, resume: bool = False) -> TrainResult:
+        cfg, world = self.config, self.world
+        seed_everything(cfg.seed)
+        if world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.checkpoints.clean_partial()
+            with atomic_write(self.run_dir / "config.yaml") as handle:
+                yaml.safe_dump(self.run_config, handle, sort_keys=False, allow_unicode=True)
+        world.barrier()
+        log = MetricsLog(self.run_dir, cfg.tensorboard) if world.is_main else None
+        if resume:
+            checkpoint = self.checkpoints.latest_valid()
+            if checkpoint is None:
+                logger.warning("--resume: no complete checkpoint in %s; starting from scratch", self.checkpoints.folder)
+            else:
+                self._load(checkpoint)
+                if log is not None:
+                    log.rewind(self.step)
+                logger.info("resumed from %s (step %d, epoch %d, batch %d)", checkpoint.path, self.step,
+                            self.epoch, self.batch_in_epoch)
+        peak = matmul_peak_flops(torch.bfloat16 if cfg.bf16 else torch.float32, self.device.type)
+        restore = self._install_signal_handlers()
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and world.is_main),
+                   unit="step", desc="training", dynamic_ncols=True)
+        stopped = "finished"
+        window = _Window()
+        try:
+            stopped = self._loop(log, bar, window, peak)
+        finally:
+            bar.close()
+            self._restore_signal_handlers(restore)
+        if self.step != self.last_saved_step:
+            self._save()
+        result = TrainResult(self.step, stopped, self.run_dir, self._last_path(), self.best_step, self.best_value,
+                             self.skipped_steps)
+        if world.is_main:
+            self._finish(log, result)
+        world.barrier()
+        return result
+
+    def _loop(self, log: MetricsLog | None, bar: tqdm, window: _Window, peak: float) -> str:
+        cfg, world = self.config, self.world
+        accum = cfg.gradient_accumulation
+        micro = 0
+        autocast_device = self.device.type
+        self.module.train()
+        while self.step < self.total_steps:
+            for batch in self.loader.epoch(self.epoch, self.batch_in_epoch):
+                self.batch_in_epoch += 1
+                batch = _to_device(batch, self.device)
+                examples, tokens = _count(batch)
+                sync = micro == accum - 1
+                no_sync = (self.module.no_sync() if world.distributed and not sync and not self.fsdp
+                           and hasattr(self.module, "no_sync") else contextlib.nullcontext())
+                with no_sync:
+                    with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=cfg.bf16):
+                        out = as_step_output(self.module(**batch) if isinstance(batch, dict) else self.module(batch))
+                    total = self._total_loss(out)
+                    bad = world.any(not math.isfinite(total.item()))
+                    if not bad:
+                        (total / accum).backward()
+                if bad:
+                    micro = 0
+                    window.discard_step()
+                    self._bad_step("loss")
+                    continue
+                window.add_micro(out, total, tokens)
+                micro += 1
+                if micro < accum:
+                    continue
+                micro = 0
+                norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.max_grad_norm or float("inf"))
+                if not math.isfinite(float(norm)):
+                    window.discard_step()
+                    self._bad_step("gradient")
+                    continue
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                self.consecutive_bad = 0
+                self.tokens_seen += window.step_tokens
+                window.end_step(float(norm))
+                bar.update(1)
+                if cfg.log_every and self.step % cfg.log_every == 0:
+                    self._log(log, bar, window, peak)
+                stop = self._after_step(log)
+                if stop:
+                    return stop
+                if self.step >= self.total_steps:
+                    break
+            else:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                continue
+        return "finished"
+
+    def _total_loss(self, out: StepOutput) -> torch.Tensor:
+        weights = self.config.loss_weights
+        terms = [weights.get(name, 1.0) * loss.float() for name, loss in out.losses.items()]
+        if not terms:
+            raise ValueError("the module returned no losses")
+        return torch.stack(terms).sum()
+
+    def _bad_step(self, what: str) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        self.consecutive_bad += 1
+        logger.warning("non-finite %s at step %d (epoch %d, batch %d): step skipped (%d skipped so far)",
+                       what, self.step + 1, self.epoch, self.batch_in_epoch - 1, self.skipped_steps)
+        if self.consecutive_bad >= self.config.max_bad_steps:
+            self._save()  # parameters are untouched by skipped steps: this is the last good state
+            raise TrainingDiverged(
+                f"{self.consecutive_bad} consecutive steps had a non-finite {what}; stopped at step {self.step}. "
+                f"The last good state is saved in {self._last_path()}. Try a lower learning_rate, "
+                "max_grad_norm, or look for bad examples near this data position."
+            )
+
+    def _after_step(self, log: MetricsLog | None) -> str | None:
+        cfg = self.config
+        stop = None
+        if self.eval_loader is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+            stop = self._evaluate_and_select(log)
+        if cfg.save_every and self.step % cfg.save_every == 0 and self.step != self.last_saved_step:
+            self._save()
+        if self.world.any(self._stop_signal is not None):
+            if self.step != self.last_saved_step:
+                self._save()
+            logger.warning("stopped by %s at step %d; resume with --resume", self._stop_signal or "a peer", self.step)
+            return "interrupted"
+        return stop
+
+    # ----------------------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Example-weighted means of every loss and metric over the evaluation data."""
+        if self.eval_loader is None:
+            raise ValueError("no eval_data was given to the Trainer")
+        was_training = self.module.training
+        self.module.eval()
+        sums: dict[str, float] = {}
+        count = 0.0
+        for batch in self.eval_loader.epoch(0):
+            batch = _to_device(batch, self.device)
+            examples, _ = _count(batch)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+                out = as_step_output(self.module(**batch) if isinstance(batch, dict) else self.module(batch))
+            for key, value in _scalars(out, self._total_loss(out)).items():
+                sums[key] = sums.get(key, 0.0) + value * examples
+            count += examples
+        keys = sorted(sums)
+        reduced = self.world.all_reduce_sum([sums[k] for k in keys] + [count])
+        self.module.train(was_training)
+        return {f"eval/{k}": v / max(reduced[-1], 1.0) for k, v in zip(keys, reduced[:-1], strict=True)}
+
+    def _evaluate_and_select(self, log: MetricsLog | None) -> str | None:
+        cfg = self.config
+        results = self.evaluate()
+        if log is not None:
+            log.write({"step": self.step, "split": "eval", "loss": results["eval/loss"], **results})
+        if cfg.best_metric is None:
+            return None
+        if cfg.best_metric not in results:
+            raise ValueError(f"best_metric {cfg.best_metric!r} is not among the evaluation results {sorted(results)}")
+        value = results[cfg.best_metric]
+        better = self.best_value is None or (value < self.best_value if cfg.best_mode == "min" else value > self.best_value)
+        if better:
+            if self.best_step is not None:
+                self.checkpoints.protected.discard(self.best_step)
+            self.best_value, self.best_step = value, self.step
+            self.evals_without_improvement = 0
+            self.checkpoints.protected.add(self.step)
+            self._save()
+        else:
+            self.evals_without_improvement += 1
+            if cfg.early_stopping_patience and self.evals_without_improvement >= cfg.early_stopping_patience:
+                logger.warning("early stopping at step %d: %s has not improved for %d evaluations (best %.6g at "
+                               "step %d)", self.step, cfg.best_metric, self.evals_without_improvement,
+                               self.best_value, self.best_step)
+                return "early_stopping"
+        return None
+
+    # -------------------------------------------------------------------------------------- logging
+    def _log(self, log: MetricsLog | None, bar: tqdm, window: _Window, peak: float) -> None:
+        values = window.flush()
+        elapsed = max(values.pop("_seconds"), 1e-9)
+        # Every process logged its own shard of the batch: average the values, add up the tokens.
+        keys = sorted(values)
+        reduced = self.world.all_reduce_sum([values[k] for k in keys])
+        values = {k: v / self.world.size for k, v in zip(keys, reduced, strict=True)}
+        tokens = values.pop("_tokens") * self.world.size
+        flops = training_flops(self.raw, tokens) / elapsed
+        record = {"step": self.step, "split": "train", **values}
+        record.update({
+            "epoch": self.epoch,
+            "lr": self.scheduler.get_last_lr()[0],
+            "tokens_per_s": tokens / elapsed,
+            "mfu": flops / (peak * self.world.size),
+            "skipped_steps": self.skipped_steps,
+        })
+        if log is not None:
+            log.write(record)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
+                            tok_s=f"{record['tokens_per_s']:.0f}", mfu=f"{100 * record['mfu']:.1f}%")
+
+    def _finish(self, log: MetricsLog | None, result: TrainResult) -> None:
+        if log is not None:
+            log.close()
+            if self.config.plot:
+                plot_curves(log.read(), self.run_dir / "curves.png")
+        with atomic_write(self.run_dir / "result.json") as handle:
+            json.dump({"step": result.step, "stopped": result.stopped, "best_step": result.best_step,
+                       "best_value": result.best_value, "skipped_steps": result.skipped_steps,
+                       "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None},
+                      handle, indent=2)
+        if hasattr(self.raw, "save_pretrained") and not self.fsdp:
+            self.raw.save_pretrained(self.run_dir / "model")
+
+    # ---------------------------------------------------------------------------------- checkpoints
+    def _last_path(self) -> Path | None:
+        found = self.checkpoints.list()
+        return found[-1].path if found else None
+
+    def _model_state(self) -> dict[str, torch.Tensor] | None:
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            return get_model_state_dict(self.module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return None
+
+    def _save(self) -> Checkpoint | None:
+        world = self.world
+        tmp = self.checkpoints.folder / f".tmp-step-{self.step:08d}"
+        if world.is_main:
+            tmp = self.checkpoints.begin(self.step)
+        world.barrier()
+        full_state = self._model_state()  # every rank takes part in gathering FSDP shards
+        json_rng, tensor_rng = rng_state()
+        save_file(tensor_rng, str(tmp / f"rng-rank{world.rank}.safetensors"))
+        (tmp / f"rng-rank{world.rank}.json").write_text(json.dumps(json_rng), encoding="utf-8")
+        if self.fsdp:
+            torch.save(self.optimizer.state_dict(), tmp / f"optimizer-rank{world.rank}.pt")
+        if world.is_main:
+            if full_state is not None:
+                save_file({k: v.contiguous() for k, v in full_state.items()}, str(tmp / "model.safetensors"))
+            else:
+                save_model(self.raw, str(tmp / "model.safetensors"))
+            if not self.fsdp:
+                torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            state = {
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "tokens_seen": self.tokens_seen, "skipped_steps": self.skipped_steps,
+                "best_value": self.best_value, "best_step": self.best_step,
+                "evals_without_improvement": self.evals_without_improvement,
+                "world_size": world.size, "scheduler": self.scheduler.state_dict(),
+            }
+            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+            with open(tmp / "config.yaml", "w", encoding="utf-8") as handle:
+                yaml.safe_dump(self.run_config, handle, sort_keys=False, allow_unicode=True)
+        world.barrier()
+        checkpoint = self.checkpoints.commit(tmp, self.step) if world.is_main else None
+        world.barrier()
+        self.last_saved_step = self.step
+        return checkpoint
+
+    def _load(self, checkpoint: Checkpoint) -> None:
+        state = checkpoint.read_json("trainer_state.json")
+        if state["world_size"] != self.world.size:
+            raise CheckpointError(
+                f"{checkpoint.path}: written by {state['world_size']} processes, resumed with {self.world.size}; "
+                "the data position counts global batches, so resume with the same number of processes"
+            )
+        path = checkpoint.path
+        if self.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            set_model_state_dict(self.module, load_file(str(path / "model.safetensors")),
+                                 options=StateDictOptions(full_state_dict=True))
+            optimizer_file = path / f"optimizer-rank{self.world.rank}.pt"
+        else:
+            missing, unexpected = load_model(self.raw, str(path / "model.safetensors"), strict=False)
+            if missing or unexpected:
+                raise CheckpointError(f"{path}: model tensors missing {missing}, unexpected {unexpected}")
+            optimizer_file = path / "optimizer.pt"
+        self.optimizer.load_state_dict(torch.load(optimizer_file, map_location=self.device, weights_only=True))
+        self.scheduler.load_state_dict(state["scheduler"])
+        rank_file = path / f"rng-rank{self.world.rank}.json"
+        if not rank_file.is_file():
+            rank_file = path / "rng-rank0.json"
+        set_rng_state(json.loads(rank_file.read_text(encoding="utf-8")),
+                      load_file(str(rank_file.with_suffix(".safetensors"))))
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.tokens_seen, self.skipped_steps = state["tokens_seen"], state["skipped_steps"]
+        self.best_value, self.best_step = state["best_value"], state["best_step"]
+        self.evals_without_improvement = state["evals_without_improvement"]
+        if self.best_step is not None:
+            self.checkpoints.protected.add(self.best_step)
+        self.last_saved_step = self.step
+
+    # -------------------------------------------------------------------------------------- signals
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None:  # a second signal: stop at once
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+            logger.warning("%s received: saving a checkpoint after this step", self._stop_signal)
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _Window:
+    """Sums since the last log line (losses and metrics averaged per optimizer step)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.sums: dict[str, float] = {}
+        self.micro_sums: dict[str, float] = {}
+        self.micro_count = 0
+        self.steps = 0
+        self.tokens = 0
+        self.step_tokens = 0
+        self.norm = 0.0
+
+    def add_micro(self, out: StepOutput, total: torch.Tensor, tokens: int) -> None:
+        for key, value in _scalars(out, total).items():
+            self.micro_sums[key] = self.micro_sums.get(key, 0.0) + value
+        self.micro_count += 1
+        self.step_tokens += tokens
+
+    def discard_step(self) -> None:
+        self.micro_sums, self.micro_count, self.step_tokens = {}, 0, 0
+
+    def end_step(self, grad_norm: float) -> None:
+        for key, value in self.micro_sums.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value / self.micro_count
+        self.micro_sums, self.micro_count = {}, 0
+        self.tokens += self.step_tokens
+        self.step_tokens = 0
+        self.steps += 1
+        self.norm += grad_norm
+
+    def flush(self) -> dict[str, float]:
+        now = time.perf_counter()
+        record = {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+        record["grad_norm"] = self.norm / max(self.steps, 1)
+        record["_seconds"] = now - self.start
+        record["_tokens"] = self.tokens
+        self.__init__()
+        return record
