@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import BertologyError
-from . import embed, info, tokenizer
+from . import corpus, embed, info, pretrain, tokenizer
 
-COMMANDS = (embed, info, tokenizer)
+COMMANDS = (embed, info, pretrain, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:

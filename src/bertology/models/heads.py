@@ -34,6 +34,7 @@ class MaskedLMHead(nn.Module):
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(width, config.vocab_size)
         self.decoder.weight = word_embedding.weight
+        nn.init.zeros_(self.decoder.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.norm(self.activation(self.transform(hidden))))

@@ -53,6 +53,29 @@ def _tied_duplicates(module: nn.Module) -> dict[str, str]:
     return aliases
 
 
+def init_bert_weights(module: nn.Module, std: float, keep: set[int] | None = None) -> None:
+    """BERT's initialisation: N(0, std) for matrices, zero biases, unit LayerNorms, a zero padding row.
+
+    Modules owning a parameter whose id is in `keep` (e.g. a decoder tied to trained embeddings) are left alone.
+    """
+    keep = keep or set()
+    for sub in module.modules():
+        if any(id(p) in keep for p in sub.parameters(recurse=False)):
+            continue
+        if isinstance(sub, nn.Linear):
+            nn.init.normal_(sub.weight, std=std)
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+        elif isinstance(sub, nn.Embedding):
+            nn.init.normal_(sub.weight, std=std)
+            if sub.padding_idx is not None:
+                with torch.no_grad():
+                    sub.weight[sub.padding_idx].zero_()
+        elif isinstance(sub, nn.LayerNorm):
+            nn.init.ones_(sub.weight)
+            nn.init.zeros_(sub.bias)
+
+
 class PreTrainedModel(nn.Module):
     config_class: ClassVar[type[BertConfig]] = BertConfig
     #: where transformers nests the encoder in head models ("bert."); checkpoints saved with or without it load
@@ -66,21 +89,7 @@ class PreTrainedModel(nn.Module):
         raise NotImplementedError
 
     def init_weights(self) -> None:
-        """BERT's initialisation: N(0, initializer_range) for matrices, zero biases, unit LayerNorms."""
-        std = self.config.initializer_range
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=std)
-                if module.padding_idx is not None:
-                    with torch.no_grad():
-                        module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_bert_weights(self, self.config.initializer_range)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -1,8 +1,8 @@
 """A data loader that can start anywhere: batch b of epoch e is a pure function of (seed, e, b).
 
 Resuming therefore seeks straight to the saved position instead of replaying batches, and any randomness
-in collation (masking) gets a generator seeded from (seed, epoch, batch), so it does not depend on how
-many worker processes there are or on what ran before.
+in collation (masking) gets a generator seeded from (seed, epoch, batch), and the epoch itself if it asks, so it does not
+depend on how many worker processes there are or on what ran before.
 """
 
 from __future__ import annotations
@@ -73,19 +73,23 @@ class _Batches(Dataset):
         self.epoch = epoch
         self.order = plan.order(epoch)
         try:
-            self.wants_generator = "generator" in inspect.signature(collate).parameters
+            params = inspect.signature(collate).parameters
         except (TypeError, ValueError):
-            self.wants_generator = False
+            params = {}
+        self.wants_generator = "generator" in params
+        self.wants_epoch = "epoch" in params
 
     def __len__(self) -> int:
         return self.plan.batches_per_epoch
 
     def __getitem__(self, batch: int) -> Any:
         examples = [self.dataset[i] for i in self.plan.indices(self.order, batch)]
+        kwargs: dict[str, Any] = {}
         if self.wants_generator:
-            generator = torch.Generator().manual_seed(batch_seed(self.plan.seed, self.epoch, batch))
-            return self.collate(examples, generator=generator)
-        return self.collate(examples)
+            kwargs["generator"] = torch.Generator().manual_seed(batch_seed(self.plan.seed, self.epoch, batch))
+        if self.wants_epoch:  # e.g. static masking picks mask copy `epoch % K`
+            kwargs["epoch"] = self.epoch
+        return self.collate(examples, **kwargs)
 
 
 class ResumableLoader:

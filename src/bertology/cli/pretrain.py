@@ -1,0 +1,40 @@
+"""`bertology pretrain`: a pretraining run from a YAML config or a named recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pretrain an encoder from a YAML config or a recipe",
+                       description="Pretrain from CONFIG (a YAML file, or a recipe name: see --list-recipes). "
+                                   "Writes a run folder with config.yaml, metrics.jsonl, checkpoints/, "
+                                   "curves.png, report.md and the model in Hugging Face format.")
+    p.add_argument("config", nargs="?", help="YAML file or recipe name")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, e.g. --set train.max_steps=200 --set masking.rate=0.2 (repeatable)")
+    p.add_argument("--corpus", help="prepared corpus folder (same as --set corpus=...)")
+    p.add_argument("--tokenizer", help="tokenizer folder (same as --set tokenizer=...)")
+    p.add_argument("--run-dir", help="run folder (same as --set run_dir=...)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p.add_argument("--list-recipes", action="store_true", help="print the recipe names and exit")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..objectives.pretrain import Pretraining, load_config, recipe_names
+
+    if args.list_recipes:
+        print("\n".join(recipe_names()))
+        return 0
+    if not args.config:
+        raise ValueError("give a config file or a recipe name (see --list-recipes)")
+    overrides = list(args.overrides)
+    for key in ("corpus", "tokenizer", "run_dir"):
+        value = getattr(args, key)
+        if value:
+            overrides.append(f"{key}={value}")
+    config = load_config(args.config, overrides)
+    result = Pretraining.build(config).run(resume=args.resume)
+    print(f"{result.stopped} at step {result.step}; run folder {result.run_dir}")
+    return 0

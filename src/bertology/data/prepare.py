@@ -1,0 +1,546 @@
+"""`prepare_corpus`: raw text to memory-mapped token shards for pretraining.
+
+The pipeline streams: the main process reads documents line by line, hands batches of them to worker
+processes that split sentences, tokenize (the Rust tokenizer, no special tokens) and mark word starts,
+and appends the results, in input order, to the shard files. Only a few batches are in flight at once,
+so memory does not grow with the corpus, and the order of results never depends on timing, so the
+shards are byte-identical for the same inputs and options whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..utils.io import atomic_write
+from ..utils.table import format_table
+from .sentences import LANGUAGES, has_cjk, split_sentences
+from .shards import (
+    FORMAT_VERSION,
+    META_FILE,
+    SHARD_PREFIX,
+    CorpusError,
+    ShardWriter,
+    token_dtype,
+    tokenizer_description,
+    write_meta,
+)
+from .sources import (
+    INPUT_FORMATS,
+    SKIP_REASONS,
+    Document,
+    LineReader,
+    SkipLog,
+    iter_documents,
+    list_input_files,
+)
+
+__all__ = ["PrepareSummary", "prepare_corpus"]
+
+SUMMARY_FILE = "summary.md"
+_CHINESE_WORDS = ("jieba", None)
+
+
+@dataclass
+class PrepareSummary:
+    """What a preparation run read, wrote and left out (with reasons and example locations)."""
+
+    files: int = 0
+    documents: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    shards: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    #: sentences longer than max_sentence_tokens, cut into chunks (kept, not dropped)
+    long_sentences: int = 0
+    #: sentences added by those cuts
+    extra_chunks: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["tokens_per_second"] = round(self.tokens_per_second, 1)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PrepareSummary:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(what, count, note) rows: totals first, then every reason anything was left out or cut."""
+        rows = [
+            ("files", f"{self.files:,}", ""),
+            ("bytes read", f"{self.bytes_read:,}", ""),
+            ("documents", f"{self.documents:,}", ""),
+            ("sentences", f"{self.sentences:,}", ""),
+            ("tokens", f"{self.tokens:,}", ""),
+            ("shards", f"{self.shards:,}", ""),
+            ("seconds", f"{self.seconds:,.2f}", ""),
+            ("tokens/s", f"{self.tokens_per_second:,.0f}", ""),
+        ]
+        if self.long_sentences:
+            rows.append(("long sentences cut into chunks", f"{self.long_sentences:,}",
+                         f"{self.extra_chunks:,} extra sentences"))
+        for reason in sorted(self.skipped, key=lambda r: (list(SKIP_REASONS).index(r) if r in SKIP_REASONS else 99, r)):
+            rows.append((f"skipped: {SKIP_REASONS.get(reason, reason)}", f"{self.skipped[reason]:,}",
+                         ", ".join(self.examples.get(reason, []))))
+        if not self.skipped:
+            rows.append(("skipped", "0", "nothing was left out"))
+        return rows
+
+    def to_table(self) -> str:
+        return format_table(("what", "count", "where / note"), self.rows())
+
+    def to_markdown(self) -> str:
+        return format_table(("what", "count", "where / note"), self.rows(), markdown=True)
+
+
+# ------------------------------------------------------------------------------------------ the work
+
+
+@dataclass
+class _Options:
+    tokenizer_json: str
+    dtype: str
+    language: str
+    chinese_words: str | None
+    record_case: bool
+    max_sentence_tokens: int
+
+
+@dataclass
+class _BatchResult:
+    tokens: np.ndarray
+    word_starts: np.ndarray
+    case: np.ndarray | None
+    sentence_lengths: np.ndarray
+    document_sentences: np.ndarray
+    skips: list[tuple[str, str]]
+    long_sentences: int
+    extra_chunks: int
+
+
+def _case_class(text: str) -> int:
+    # 0 none, 1 lower, 2 title (first upper, rest lower; a lone capital too), 3 upper, 4 mixed
+    if text.islower():
+        return 1
+    if text.isupper():
+        return 2 if text[:1].isupper() and not text[1:].isupper() else 3
+    if text[:1].isupper() and text[1:].islower():
+        return 2
+    if text.swapcase() == text:
+        return 0
+    return 4
+
+
+_CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2A6DF), (0x2A700, 0x2EBEF),
+               (0x30000, 0x3134F))
+
+
+def _is_cjk_point(points: np.ndarray) -> np.ndarray:
+    mask = np.zeros(points.shape, dtype=bool)
+    for lo, hi in _CJK_RANGES:
+        mask |= (points >= lo) & (points <= hi)
+    return mask
+
+
+class _Processor:
+    """Sentences, token ids, word starts and case for a batch of documents (runs in each worker)."""
+
+    def __init__(self, options: _Options) -> None:
+        import tokenizers
+
+        self.o = options
+        self.backend = tokenizers.Tokenizer.from_str(options.tokenizer_json)
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        self.dtype = np.dtype(options.dtype)
+        self._case_cache: dict[str, int] = {}
+        self._jieba: Any = None
+        self._cjk_tokens: np.ndarray | None = None
+        # With WordPiece a token continues a word exactly when it carries the "##" prefix (the whole word
+        # becomes [UNK] otherwise), so word starts come from the ids and the faster encoder without
+        # offsets or word ids can be used; other models need word ids.
+        self._continues: np.ndarray | None = None
+        prefix = getattr(self.backend.model, "continuing_subword_prefix", None)
+        if type(self.backend.model).__name__ == "WordPiece" and prefix:
+            vocab = self.backend.get_vocab(with_added_tokens=True)
+            self._continues = np.zeros(max(vocab.values()) + 1, dtype=bool)
+            for token, token_id in vocab.items():
+                if token.startswith(prefix) and len(token) > len(prefix):
+                    self._continues[token_id] = True
+
+    def __call__(self, docs: Sequence[tuple[str, str]]) -> _BatchResult:
+        o = self.o
+        sents: list[str] = []
+        counts: list[int] = []
+        chinese = False
+        for text, _ in docs:
+            cjk = has_cjk(text)
+            chinese = chinese or cjk
+            pieces = split_sentences(text, o.language if o.language != "auto" else ("zh" if cjk else "en"))
+            sents.extend(pieces)
+            counts.append(len(pieces))
+        jieba_words = chinese and o.chinese_words == "jieba"
+        # Offsets cost time; only jieba word starts and case classes need them.
+        if o.record_case or jieba_words or self._continues is None:
+            encs = self.backend.encode_batch(sents, add_special_tokens=False)
+        else:
+            encs = self.backend.encode_batch_fast(sents, add_special_tokens=False)
+        lengths = np.fromiter(map(len, encs), dtype=np.int64, count=len(encs))
+        total = int(lengths.sum())
+        tokens = np.fromiter(chain.from_iterable(e.ids for e in encs), dtype=self.dtype, count=total)
+        starts = np.cumsum(lengths) - lengths
+        if self._continues is not None:
+            word_starts = (~self._continues[tokens]).astype(np.uint8)
+            word_starts[starts[lengths > 0]] = 1
+        else:
+            word_starts = self._word_starts(encs, lengths, starts, total)
+        if jieba_words:
+            if self._jieba is None:
+                self._jieba = _load_jieba()  # only once Chinese text shows up: it takes a second
+            self._jieba_word_starts(sents, encs, tokens, starts, word_starts)
+        case = self._case(sents, encs, total) if o.record_case else None
+
+        skips: list[tuple[str, str]] = []
+        doc_sents = np.asarray(counts, dtype=np.int64)
+        if len(lengths) and not lengths.all():
+            # Drop sentences without tokens, then documents left without sentences.
+            # A document left with no sentence counts once, as an empty document.
+            doc_of = np.repeat(np.arange(len(docs)), doc_sents)
+            empty = np.flatnonzero(lengths == 0)
+            doc_sents = doc_sents - np.bincount(doc_of[empty], minlength=len(docs))
+            for i in empty:
+                if doc_sents[doc_of[i]] > 0:
+                    skips.append(("empty_sentence", docs[doc_of[i]][1]))
+            lengths = lengths[lengths > 0]
+        for d in np.flatnonzero(doc_sents == 0):
+            skips.append(("empty_document", docs[d][1]))
+        long_sentences = extra = 0
+        limit = o.max_sentence_tokens
+        if len(lengths) and lengths.max() > limit:
+            lengths, doc_sents, long_sentences, extra = self._chunk(lengths, doc_sents, word_starts, limit)
+        return _BatchResult(tokens, word_starts, case, lengths, doc_sents[doc_sents > 0], skips,
+                            long_sentences, extra)
+
+    @staticmethod
+    def _word_starts(encs: list[Any], lengths: np.ndarray, starts: np.ndarray, total: int) -> np.ndarray:
+        try:
+            wids = np.fromiter(chain.from_iterable(e.word_ids for e in encs), dtype=np.int64, count=total)
+        except TypeError:  # a None word id (an added token in the text): it stands alone
+            wids = np.array([-1 if w is None else w for e in encs for w in e.word_ids], dtype=np.int64)
+        ws = np.ones(total, dtype=np.uint8)
+        if total > 1:
+            ws[1:] = wids[1:] != wids[:-1]
+        ws[starts[lengths > 0]] = 1
+        ws[wids < 0] = 1
+        return ws
+
+    def _cjk_token_table(self) -> np.ndarray:
+        # Which ids are one CJK character (BERT gives each its own token): no per-character scan needed.
+        vocab = self.backend.get_vocab(with_added_tokens=True)
+        table = np.zeros(max(vocab.values()) + 1, dtype=bool)
+        for token, token_id in vocab.items():
+            if len(token) == 1 and has_cjk(token):
+                table[token_id] = True
+        return table
+
+    def _jieba_word_starts(self, sents: list[str], encs: list[Any], tokens: np.ndarray, starts: np.ndarray,
+                           ws: np.ndarray) -> None:
+        """A CJK character token starts a word only where a jieba word starts (Chinese whole-word masking)."""
+        if self._cjk_tokens is None:
+            self._cjk_tokens = self._cjk_token_table()
+        table = self._cjk_tokens
+        unk = self.backend.token_to_id(getattr(self.backend.model, "unk_token", "[UNK]") or "[UNK]")
+        cut = self._jieba.lcut
+        for i, sent in enumerate(sents):
+            n = len(encs[i])
+            if n == 0 or not has_cjk(sent):
+                continue
+            a = int(starts[i])
+            ids = tokens[a:a + n]
+            is_cjk = table[ids]
+            offsets = np.array(encs[i].offsets, dtype=np.int64).reshape(n, 2)
+            first = offsets[:, 0]
+            unknown = np.flatnonzero(ids == unk)
+            if len(unknown):  # an unknown CJK character is still a character token
+                points = np.frombuffer(sent.encode("utf-32-le"), dtype=np.uint32)
+                one_char = offsets[unknown, 1] - first[unknown] == 1
+                is_cjk[unknown] = one_char & _is_cjk_point(points[np.minimum(first[unknown], len(sent) - 1)])
+            word_begin = np.zeros(len(sent) + 1, dtype=bool)
+            lengths = np.fromiter(map(len, cut(sent, HMM=True)), dtype=np.int64)
+            word_begin[np.cumsum(lengths) - lengths] = True
+            seg = ws[a:a + n]
+            seg[is_cjk] = word_begin[first[is_cjk]]
+
+    def _case(self, sents: list[str], encs: list[Any], total: int) -> np.ndarray:
+        cache = self._case_cache
+        if len(cache) > 500_000:
+            cache.clear()
+        out = np.zeros(total, dtype=np.uint8)
+        k = 0
+        for sent, enc in zip(sents, encs, strict=True):
+            for a, b in enc.offsets:
+                piece = sent[a:b]
+                value = cache.get(piece)
+                if value is None:
+                    value = cache[piece] = _case_class(piece)
+                out[k] = value
+                k += 1
+        return out
+
+    @staticmethod
+    def _chunk(lengths: np.ndarray, doc_sents: np.ndarray, ws: np.ndarray, limit: int):
+        """Cut sentences over `limit` tokens into chunks, preferring cuts at word starts."""
+        new_lengths: list[int] = []
+        doc_of = np.repeat(np.arange(len(doc_sents)), doc_sents)
+        doc_sents = doc_sents.copy()
+        long_sentences = extra = 0
+        pos = 0
+        for i, n in enumerate(lengths.tolist()):
+            if n <= limit:
+                new_lengths.append(n)
+                pos += n
+                continue
+            long_sentences += 1
+            end = pos + n
+            while end - pos > limit:
+                window = np.flatnonzero(ws[pos + 1:pos + limit + 1])
+                cut = pos + 1 + int(window[-1]) if len(window) else pos + limit
+                new_lengths.append(cut - pos)
+                doc_sents[doc_of[i]] += 1
+                extra += 1
+                pos = cut
+            new_lengths.append(end - pos)
+            pos = end
+        return np.asarray(new_lengths, dtype=np.int64), doc_sents, long_sentences, extra
+
+
+def _load_jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+_WORKER: _Processor | None = None
+
+
+def _init_worker(options: _Options) -> None:
+    global _WORKER
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per worker: the pool is the parallelism
+    _WORKER = _Processor(options)
+
+
+def _work(docs: list[tuple[str, str]]) -> _BatchResult:
+    assert _WORKER is not None
+    return _WORKER(docs)
+
+
+# ---------------------------------------------------------------------------------------- driving
+
+
+def _batches(documents: Iterator[Document], batch_docs: int, batch_chars: int) -> Iterator[list[tuple[str, str]]]:
+    batch: list[tuple[str, str]] = []
+    chars = 0
+    for doc in documents:
+        batch.append((doc.text, doc.location))
+        chars += len(doc.text)
+        if len(batch) >= batch_docs or chars >= batch_chars:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _results(batches: Iterable[list[tuple[str, str]]], options: _Options, workers: int) -> Iterator[_BatchResult]:
+    """Process batches in input order: in this process for one worker, else in a process pool with a
+    bounded number of batches in flight (Pool.imap would read the whole corpus ahead)."""
+    if workers <= 1:
+        with _env(TOKENIZERS_PARALLELISM="false"):
+            processor = _Processor(options)
+            for batch in batches:
+                yield processor(batch)
+        return
+    if options.chinese_words == "jieba":
+        _load_jieba()  # load the dictionary once, before forking, so workers share it
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with _env(TOKENIZERS_PARALLELISM="false"), context.Pool(workers, _init_worker, (options,)) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_work, (batch,)))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def _prepare_output(output: Path, overwrite: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise CorpusError(f"output {output} exists and is not a folder")
+    output.mkdir(parents=True, exist_ok=True)
+    entries = sorted(output.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise CorpusError(f"output folder {output} is not empty; pass overwrite=True (--overwrite) to replace it")
+    # meta.json goes first: from then on the folder reads as unfinished until the new one is written.
+    (output / META_FILE).unlink(missing_ok=True)
+    for entry in entries:
+        name = entry.name
+        if entry.is_dir() and (name.startswith(SHARD_PREFIX) or name.startswith(f".{SHARD_PREFIX}")):
+            shutil.rmtree(entry)
+        elif name == SUMMARY_FILE:
+            entry.unlink()
+
+
+def prepare_corpus(
+    inputs: Sequence[str | os.PathLike] | str | os.PathLike,
+    output: str | os.PathLike,
+    tokenizer: Any,
+    input_format: str = "text",
+    language: str = "auto",
+    chinese_words: str | None = "jieba",
+    record_case: bool = False,
+    workers: int = 2,
+    shard_tokens: int = 50_000_000,
+    batch_docs: int = 1024,
+    batch_chars: int = 400_000,
+    max_line_chars: int = 100_000,
+    max_sentence_tokens: int = 4096,
+    text_field: str = "text",
+    doc_per_file: bool = False,
+    doc_per_line: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Read, split, tokenize and shard a corpus into `output`; return (and save) the summary.
+
+    `tokenizer` is a :class:`bertology.Tokenizer`. Sentences are tokenized without special tokens;
+    `chinese_words="jieba"` makes a CJK character a word start only where a jieba word starts (what
+    Chinese whole-word masking needs). Lines, sentences and documents left out are counted by reason in
+    the summary, with file:line examples. The shards are byte-identical for equal inputs and options.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input_format must be one of {list(INPUT_FORMATS)}, got {input_format!r}")
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {list(LANGUAGES)}, got {language!r}")
+    if chinese_words == "none":
+        chinese_words = None
+    if chinese_words not in _CHINESE_WORDS:
+        raise ValueError(f"chinese_words must be 'jieba' or None, got {chinese_words!r}")
+    if doc_per_file and doc_per_line:
+        raise ValueError("choose at most one of doc_per_file and doc_per_line")
+    if input_format != "text" and (doc_per_file or doc_per_line):
+        raise ValueError(f"doc_per_file / doc_per_line apply to the text format, not {input_format!r}")
+    for name, value in (("workers", workers), ("batch_docs", batch_docs), ("batch_chars", batch_chars),
+                        ("max_line_chars", max_line_chars), ("max_sentence_tokens", max_sentence_tokens),
+                        ("shard_tokens", shard_tokens)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    files = list_input_files(inputs)
+    output = Path(output)
+    _prepare_output(output, overwrite)
+
+    started = time.perf_counter()
+    dtype = token_dtype(tokenizer.vocab_size)
+    options = _Options(
+        tokenizer_json=tokenizer.backend.to_str(), dtype=dtype.name, language=language,
+        chinese_words=chinese_words, record_case=record_case, max_sentence_tokens=max_sentence_tokens,
+    )
+    log = SkipLog()
+    reader = LineReader(max_line_chars, log)
+    documents = iter_documents(files, log, input_format, text_field, doc_per_file, doc_per_line,
+                               max_line_chars, reader=reader)
+    writer = ShardWriter(output, dtype, record_case, shard_tokens)
+    summary = PrepareSummary(files=len(files))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(unit="tok", unit_scale=True, desc="tokenizing", leave=False)
+    results = _results(_batches(documents, batch_docs, batch_chars), options, workers)
+    try:
+        for result in results:
+            writer.add(result.tokens, result.word_starts, result.case, result.sentence_lengths,
+                       result.document_sentences)
+            summary.documents += len(result.document_sentences)
+            summary.sentences += len(result.sentence_lengths)
+            summary.tokens += len(result.tokens)
+            summary.long_sentences += result.long_sentences
+            summary.extra_chunks += result.extra_chunks
+            for reason, where in result.skips:
+                log.skip(reason, where)
+            if bar is not None:
+                bar.update(len(result.tokens))
+        shards = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        results.close()  # stops the worker pool now, even when the error came from this loop
+        if bar is not None:
+            bar.close()
+
+    summary.shards = len(shards)
+    summary.bytes_read = reader.bytes_read
+    summary.skipped = {k: int(v) for k, v in sorted(log.counts.items())}
+    summary.examples = {k: list(v) for k, v in sorted(log.examples.items()) if k in summary.skipped}
+    summary.seconds = time.perf_counter() - started
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "token_dtype": dtype.name,
+        "record_case": bool(record_case),
+        "tokenizer": tokenizer_description(tokenizer),
+        "counts": {"documents": summary.documents, "sentences": summary.sentences, "tokens": summary.tokens},
+        "options": {
+            "inputs": [str(p) for p in inputs], "input_format": input_format, "language": language,
+            "chinese_words": chinese_words, "record_case": record_case, "shard_tokens": shard_tokens,
+            "max_line_chars": max_line_chars, "max_sentence_tokens": max_sentence_tokens,
+            "text_field": text_field, "doc_per_file": doc_per_file, "doc_per_line": doc_per_line,
+        },
+        "summary": summary.to_dict(),
+        "shards": shards,
+    }
+    with atomic_write(output / SUMMARY_FILE) as handle:
+        handle.write(f"# Corpus preparation summary\n\n{summary.to_markdown()}\n")
+    write_meta(output, meta)
+    return summary

@@ -1,0 +1,84 @@
+"""An encoder plus any combination of objectives, trained as one module by the Trainer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.bert import BertForMaskedLM, BertForPreTraining, BertModel
+from ..models.config import BertConfig
+from ..models.pretrained import init_bert_weights
+from ..training.protocol import StepOutput
+from .base import OBJECTIVES
+
+
+class PretrainingModel(nn.Module):
+    """`forward(**batch)` runs each objective's input preparation, the encoder once, then every head."""
+
+    def __init__(self, config: BertConfig, objectives: list[str], options: dict[str, dict[str, Any]] | None = None,
+                 encoder: BertModel | None = None) -> None:
+        super().__init__()
+        unknown = [name for name in objectives if name not in OBJECTIVES]
+        if unknown:
+            raise ConfigError(f"unknown objective(s) {unknown}; known: {sorted(OBJECTIVES)}")
+        if not objectives:
+            raise ConfigError("at least one objective is needed")
+        classes = {name: OBJECTIVES[name] for name in objectives}
+        pair_tasks = [c.pair_task for c in classes.values() if c.pair_task]
+        if len(pair_tasks) > 1:
+            raise ConfigError(f"one sentence-pair objective at a time, got {pair_tasks}")
+        if "rtd" in classes and "mlm" in classes:
+            raise ConfigError("'rtd' trains its own masked-LM generator; do not combine it with 'mlm'")
+        self.config = config
+        self.pair_task = pair_tasks[0] if pair_tasks else None
+        self.needs_case = any(c.needs_case for c in classes.values())
+        self.needs_masking = any(c.needs_masking for c in classes.values())
+        needs_pooler = any(c.needs_pooler for c in classes.values())
+        self.bert = encoder if encoder is not None else BertModel(config, add_pooling_layer=needs_pooler)
+        if needs_pooler and self.bert.pooler is None:
+            raise ConfigError("a sentence-pair objective needs the encoder's [CLS] pooler")
+        options = options or {}
+        self.objectives = nn.ModuleDict(
+            {name: cls(config, self.bert, options.get(name, {})) for name, cls in classes.items()}
+        )
+        shared = {id(p) for p in self.bert.parameters()}  # tied decoders and shared embeddings stay as they are
+        for objective in self.objectives.values():
+            init_bert_weights(objective, config.initializer_range, keep=shared)
+        # The packed (unpadded) path skips all work on padding.
+        self.bert.unpad_inputs = True
+
+    def forward(self, **batch: Any) -> StepOutput:
+        for objective in self.objectives.values():
+            batch = objective.prepare(self, batch)
+        encoded = self.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        losses, metrics = {}, {}
+        for objective in self.objectives.values():
+            loss, metric = objective(encoded, batch)
+            losses.update(loss)
+            metrics.update(metric)
+        return StepOutput(losses, metrics)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Export in the Hugging Face layout: BertForPreTraining (MLM + NSP/SOP), BertForMaskedLM (MLM) or
+        BertModel (anything else, e.g. ELECTRA's discriminator encoder). Other task heads stay in the run's
+        checkpoints."""
+        heads = self.objectives
+        sentence = next((heads[n] for n in ("nsp", "sop") if n in heads), None)
+        if "mlm" in heads and sentence is not None:
+            target: nn.Module = BertForPreTraining(self.config)
+            target.sentence_head.load_state_dict(sentence.head.state_dict())
+        elif "mlm" in heads:
+            target = BertForMaskedLM(self.config)
+        else:
+            target = BertModel(self.config, add_pooling_layer=self.bert.pooler is not None)
+        encoder = target.bert if hasattr(target, "bert") else target
+        missing, unexpected = encoder.load_state_dict(self.bert.state_dict(), strict=False)
+        if unexpected or [m for m in missing if not m.startswith("pooler")]:
+            raise RuntimeError(f"encoder export mismatch: missing {missing}, unexpected {unexpected}")
+        if "mlm" in heads:
+            target.mlm_head.load_state_dict(heads["mlm"].head.state_dict())
+        return target.save_pretrained(folder)

@@ -1,0 +1,212 @@
+"""A pretraining run from one YAML file: corpus, tokenizer, model, input format, masking, objectives, training.
+
+Recipes (`bert`, `roberta`, `chinese-wwm`, `spanbert`, `electra`) are YAML files in `bertology/recipes/`;
+`key.sub=value` overrides change any field from the command line.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..data.collate import PretrainingCollator
+from ..data.formats import FormatConfig, PretrainingDataset, Specials, split_documents
+from ..data.maskers import MaskingConfig, build_masker
+from ..data.shards import TokenCorpus
+from ..errors import ConfigError
+from ..models.bert import BertModel
+from ..models.config import BertConfig
+from ..tokenization import Tokenizer
+from ..training import TrainConfig, Trainer, TrainResult
+from ..training.data import ResumableLoader
+from ..utils.io import atomic_write
+from ..utils.table import format_table
+from ..utils.typed import from_mapping
+from .model import PretrainingModel
+
+
+@dataclass
+class PretrainConfig:
+    corpus: str | None = None
+    tokenizer: str | None = None
+    run_dir: str = "runs/pretrain"
+    seed: int = 42
+    #: {"preset": "mini", ...BertConfig fields} or {"from_pretrained": folder}
+    model: dict = field(default_factory=lambda: {"preset": "mini"})
+    data: dict = field(default_factory=dict)
+    masking: dict = field(default_factory=dict)
+    #: objective name -> loss weight
+    objectives: dict = field(default_factory=lambda: {"mlm": 1.0})
+    objective_options: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+
+
+def recipe_names() -> list[str]:
+    folder = resources.files("bertology") / "recipes"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(source: str) -> tuple[dict[str, Any], str]:
+    path = Path(source)
+    if not path.is_file():
+        if source in recipe_names():
+            text = (resources.files("bertology") / "recipes" / f"{source}.yaml").read_text(encoding="utf-8")
+            return yaml.safe_load(text) or {}, f"recipe '{source}'"
+        raise ConfigError(f"{source}: no such config file, and not a recipe ({', '.join(recipe_names())})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return data, str(path)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`a.b=value` sets data["a"]["b"]; values are parsed as YAML (numbers, booleans, lists, null)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key.subkey=value")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(source: str, overrides: list[str] | None = None) -> PretrainConfig:
+    data, where = _read_yaml(source)
+    data = apply_overrides(data, overrides or [])
+    config = from_mapping(PretrainConfig, data, f"{where}: ")
+    for name in ("corpus", "tokenizer"):
+        if not getattr(config, name):
+            raise ConfigError(f"{where}: field '{name}' is required (set it in the file or with --set {name}=PATH)")
+    return config
+
+
+def _bert_config(spec: dict[str, Any], tokenizer: Tokenizer, max_length: int) -> tuple[BertConfig, str | None]:
+    spec = dict(spec)
+    if "from_pretrained" in spec:
+        folder = spec.pop("from_pretrained")
+        config = BertConfig.from_pretrained(folder)
+        if config.vocab_size != tokenizer.vocab_size:
+            raise ConfigError(f"model {folder} has vocab_size {config.vocab_size}, the tokenizer has "
+                              f"{tokenizer.vocab_size}")
+        return config, folder
+    preset = spec.pop("preset", "mini")
+    spec.setdefault("vocab_size", tokenizer.vocab_size)
+    spec.setdefault("pad_token_id", tokenizer.pad_token_id)
+    spec.setdefault("max_position_embeddings", max(512, max_length))
+    return BertConfig.preset(preset, **spec), None
+
+
+@dataclass
+class Pretraining:
+    """Everything a run is built from, so tests and the report can reach the parts."""
+
+    config: PretrainConfig
+    tokenizer: Tokenizer
+    corpus: TokenCorpus
+    model: PretrainingModel
+    train_set: PretrainingDataset
+    eval_set: PretrainingDataset | None
+    collator: PretrainingCollator
+    train_config: TrainConfig
+
+    @classmethod
+    def build(cls, config: PretrainConfig) -> Pretraining:
+        tokenizer = Tokenizer.from_pretrained(config.tokenizer)
+        corpus = TokenCorpus(config.corpus)
+        if corpus.vocab_size != tokenizer.vocab_size:
+            raise ConfigError(f"corpus {config.corpus} was tokenized with a vocabulary of {corpus.vocab_size} "
+                              f"tokens, the tokenizer {config.tokenizer} has {tokenizer.vocab_size}")
+        data = FormatConfig(**config.data) if config.data else FormatConfig()
+        bert_config, pretrained = _bert_config(config.model, tokenizer, data.max_length)
+        encoder = BertModel.from_pretrained(pretrained) if pretrained else None
+        names = list(config.objectives)
+        if encoder is None:
+            needs_pooler = any(n in ("nsp", "sop", "order", "distance") for n in names)
+            encoder = BertModel(bert_config, add_pooling_layer=needs_pooler)
+        model = PretrainingModel(bert_config, names, config.objective_options, encoder=encoder)
+        data = dataclasses.replace(data, pair_task=model.pair_task)
+        if model.needs_case and corpus.case(0) is None:
+            raise ConfigError(f"the capitalization objective needs case labels: prepare {config.corpus} "
+                              "with --record-case")
+        train_docs, eval_docs = split_documents(corpus.num_documents, data.eval_fraction, config.seed)
+        specials = Specials(tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+        train_set = PretrainingDataset(corpus, data, specials, train_docs, config.seed)
+        eval_set = PretrainingDataset(corpus, data, specials, eval_docs, config.seed + 1) if len(eval_docs) else None
+        masker = None
+        if model.needs_masking:
+            masking = MaskingConfig.from_dict(config.masking, "masking: ")
+            masker = build_masker(masking, tokenizer)
+        collator = PretrainingCollator(masker, tokenizer.pad_token_id, config.seed)
+        train = {"seed": config.seed, **config.train}
+        train.setdefault("loss_weights", {k: float(v) for k, v in config.objectives.items()})
+        return cls(config, tokenizer, corpus, model, train_set, eval_set, collator,
+                   TrainConfig.from_dict(train, "train: "))
+
+    def run(self, resume: bool = False) -> TrainResult:
+        start = time.perf_counter()
+        trainer = Trainer(self.model, self.train_set, self.train_config, self.config.run_dir,
+                          collate=self.collator, eval_data=self.eval_set,
+                          run_config=dataclasses.asdict(self.config))
+        result = trainer.train(resume=resume)
+        if trainer.world.is_main and self.eval_set is not None:
+            self.write_report(trainer, result, time.perf_counter() - start)
+        return result
+
+    def unigram_baseline(self, limit_batches: int = 50) -> float | None:
+        """Accuracy of always guessing the corpus's most frequent token at the held-out masked positions."""
+        if self.eval_set is None or self.collator.masker is None:
+            return None
+        counts = np.zeros(self.corpus.vocab_size, dtype=np.int64)
+        for s in range(0, self.corpus.num_sentences, max(1, self.corpus.num_sentences // 20000)):
+            counts += np.bincount(self.corpus.sentence(s), minlength=self.corpus.vocab_size)
+        best = int(counts.argmax())
+        loader = ResumableLoader(self.eval_set, self.train_config.batch_size, self.config.seed, self.collator,
+                                 shuffle=False, drop_last=False)
+        hits = total = 0
+        for b, batch in enumerate(loader.epoch(0)):
+            if b >= limit_batches:
+                break
+            labels = batch["labels"][batch["labels"] != -100]
+            hits += int((labels == best).sum())
+            total += int(labels.numel())
+        return hits / total if total else None
+
+    def write_report(self, trainer: Trainer, result: TrainResult, seconds: float) -> Path:
+        results = trainer.evaluate()
+        baseline = self.unigram_baseline()
+        rows = [[k, f"{v:.4f}"] for k, v in sorted(results.items())]
+        if baseline is not None:
+            rows.append(["unigram baseline mlm_acc (most frequent token)", f"{baseline:.4f}"])
+        lines = [
+            f"# Pretraining report: {self.config.run_dir}", "",
+            f"- objectives: {', '.join(f'{k} (x{v})' for k, v in self.config.objectives.items())}",
+            f"- model: {self.model.config.num_hidden_layers} layers, hidden {self.model.config.hidden_size}, "
+            f"{sum(p.numel() for p in self.model.parameters()):,} parameters",
+            f"- data: {self.corpus.num_documents:,} documents, {self.corpus.num_tokens:,} tokens; "
+            f"{len(self.train_set):,} training and {len(self.eval_set):,} held-out instances "
+            f"({self.train_set.config.format}, max length {self.train_set.config.max_length})",
+            f"- steps: {result.step} ({result.stopped}), {seconds / 60:.1f} minutes", "",
+            "## Held-out evaluation", "", format_table(["metric", "value"], rows, markdown=True), "",
+        ]
+        path = Path(self.config.run_dir) / "report.md"
+        with atomic_write(path) as handle:
+            handle.write("\n".join(lines))
+        with atomic_write(Path(self.config.run_dir) / "eval.json") as handle:
+            json.dump({**results, "unigram_baseline_mlm_acc": baseline}, handle, indent=2)
+        return path

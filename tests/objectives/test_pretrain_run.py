@@ -1,0 +1,111 @@
+"""`bertology pretrain` end to end on real Chinese text: recipe, overrides, run folder, report, resume."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+
+import pytest
+
+from bertology import BertForPreTraining, Tokenizer
+from bertology.assets import peoples_daily_path, peoples_daily_sentences
+from bertology.cli.main import main
+from bertology.data import TokenCorpus, prepare_corpus
+from bertology.errors import ConfigError
+from bertology.objectives.pretrain import Pretraining, apply_overrides, load_config, recipe_names
+
+
+@pytest.fixture(scope="module")
+def chinese(tmp_path_factory):
+    """A small People's Daily corpus with jieba word starts, and a character vocabulary for it."""
+    root = tmp_path_factory.mktemp("zh")
+    lines = ["".join(words) for words in islice(peoples_daily_sentences(), 600)]
+    tok = Tokenizer.train(iter(lines), vocab_size=2500, limit_alphabet=3000, min_frequency=1)
+    tok.save_pretrained(root / "tok")
+    source = root / "pd.txt"
+    with open(peoples_daily_path(), encoding="utf-8") as handle:
+        source.write_text("".join(islice(handle, 600)), encoding="utf-8")
+    prepare_corpus([source], root / "corpus", tok, input_format="pku", chinese_words="jieba", progress=False)
+    return root
+
+
+def _overrides(root, run, steps=12):
+    return [f"corpus={root / 'corpus'}", f"tokenizer={root / 'tok'}", f"run_dir={run}",
+            "model.preset=tiny", "model.hidden_size=64", "model.num_attention_heads=2",
+            "model.intermediate_size=128", "data.max_length=64", "data.eval_fraction=0.05",
+            f"train.max_steps={steps}", "train.batch_size=8", "train.eval_every=6", "train.save_every=6",
+            "train.log_every=2", "train.progress=false", "train.bf16=false"]
+
+
+def test_recipes_exist_and_load():
+    assert {"bert", "roberta", "chinese-wwm", "spanbert", "electra"} <= set(recipe_names())
+    for name in recipe_names():
+        config = load_config(name, ["corpus=x", "tokenizer=y"])
+        assert config.objectives and config.train
+
+
+def test_chinese_wwm_recipe_runs_and_reports(chinese, tmp_path):
+    run = tmp_path / "run"
+    config = load_config("chinese-wwm", _overrides(chinese, run))
+    pretraining = Pretraining.build(config)
+    assert type(pretraining.collator.masker).__name__ == "WholeWordMasker"
+    corpus = TokenCorpus(chinese / "corpus")
+    lines = (chinese / "pd.txt").read_text(encoding="utf-8").splitlines()
+    assert corpus.num_documents == sum(1 for line in lines if line.strip())  # each non-empty line, one document
+    result = pretraining.run()
+    assert result.step == 12 and result.stopped == "finished"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    assert {"loss/mlm", "loss/nsp", "mlm_acc", "nsp_acc"} <= set(train[0])
+    assert [r["step"] for r in rows if r["split"] == "eval"] == [6, 12]
+    report = (run / "report.md").read_text()
+    assert "eval/mlm_acc" in report and "unigram baseline" in report
+    evaluation = json.loads((run / "eval.json").read_text())
+    assert 0 <= evaluation["unigram_baseline_mlm_acc"] <= 1 and 0 <= evaluation["eval/mlm_acc"] <= 1
+    model = BertForPreTraining.from_pretrained(run / "model")  # exported in the Hugging Face layout
+    assert model.config.hidden_size == 64
+
+
+def test_cli_pretrain_and_resume(chinese, tmp_path, capsys):
+    run = tmp_path / "cli"
+    args = ["pretrain", "roberta"] + [x for o in _overrides(chinese, run, steps=6) for x in ("--set", o)]
+    assert main(args) == 0
+    assert "finished at step 6" in capsys.readouterr().out
+    args = ["pretrain", "roberta"] + [x for o in _overrides(chinese, run, steps=10) for x in ("--set", o)]
+    assert main(args + ["--resume"]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["split"] == "train"]
+    assert steps == [2, 4, 6, 8, 10]  # continued from step 6, nothing logged twice
+
+
+@pytest.mark.parametrize("recipe", ["spanbert", "electra", "bert"])
+def test_other_recipes_train_a_few_steps(chinese, tmp_path, recipe):
+    run = tmp_path / recipe
+    config = load_config(recipe, _overrides(chinese, run, steps=4) + ["train.eval_every=0"])
+    result = Pretraining.build(config).run()
+    assert result.step == 4
+    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(isinstance(x, float) for x in losses)
+
+
+def test_config_errors_name_the_field(chinese, tmp_path):
+    with pytest.raises(ConfigError, match="corpus"):
+        load_config("bert", ["tokenizer=x"])
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="key.subkey=value"):
+        apply_overrides({}, ["novalue"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {learning_rate: fast}\ncorpus: a\ntokenizer: b\n")
+    config = load_config(str(bad))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        Pretraining.build(apply_overrides_config(config, chinese))
+    with pytest.raises(ConfigError, match="lerning_rate"):
+        Pretraining.build(apply_overrides_config(load_config("bert", [f"corpus={chinese / 'corpus'}",
+                                                                      f"tokenizer={chinese / 'tok'}",
+                                                                      "train.lerning_rate=1"]), chinese))
+
+
+def apply_overrides_config(config, root):
+    config.corpus, config.tokenizer = str(root / "corpus"), str(root / "tok")
+    return config
