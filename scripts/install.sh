@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 extra="all"
 [ "${1:-}" = "--test" ] && extra="test"
 
-# Real text and fonts from Debian: English fortunes and WordNet glosses, Chinese poetry, a CJK font.
-apt_packages="fortunes fortunes-zh wordnet-base fonts-wqy-microhei"
+# Real text and fonts from Debian: English fortunes and WordNet glosses, Chinese poetry, two CJK fonts
+# (sans-serif and kai: ChineseBERT's glyph bitmaps need differing fonts).
+apt_packages="fortunes fortunes-zh wordnet-base fonts-wqy-microhei fonts-arphic-ukai"
 missing=""
 for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

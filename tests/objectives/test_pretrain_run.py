@@ -6,8 +6,9 @@ import json
 from itertools import islice
 
 import pytest
+import torch
 
-from bertology import BertForPreTraining, Tokenizer
+from bertology import BertForPreTraining, Tokenizer, load
 from bertology.assets import peoples_daily_path, peoples_daily_sentences
 from bertology.cli.main import main
 from bertology.data import TokenCorpus, prepare_corpus
@@ -38,7 +39,7 @@ def _overrides(root, run, steps=12):
 
 
 def test_recipes_exist_and_load():
-    assert {"bert", "roberta", "chinese-wwm", "spanbert", "electra"} <= set(recipe_names())
+    assert {"bert", "roberta", "chinese-wwm", "spanbert", "electra", "albert"} <= set(recipe_names())
     for name in recipe_names():
         config = load_config(name, ["corpus=x", "tokenizer=y"])
         assert config.objectives and config.train
@@ -78,14 +79,17 @@ def test_cli_pretrain_and_resume(chinese, tmp_path, capsys):
     assert steps == [2, 4, 6, 8, 10]  # continued from step 6, nothing logged twice
 
 
-@pytest.mark.parametrize("recipe", ["spanbert", "electra", "bert"])
-def test_other_recipes_train_a_few_steps(chinese, tmp_path, recipe):
+@pytest.mark.parametrize("recipe,exported", [("spanbert", "BertForMaskedLM"), ("electra", "BertModel"),
+                                             ("bert", "BertForPreTraining"), ("albert", "AlbertForPreTraining")])
+def test_other_recipes_train_a_few_steps(chinese, tmp_path, recipe, exported):
     run = tmp_path / recipe
-    config = load_config(recipe, _overrides(chinese, run, steps=4) + ["train.eval_every=0"])
+    extra = ["model.embedding_size=32"] if recipe == "albert" else []
+    config = load_config(recipe, _overrides(chinese, run, steps=4) + ["train.eval_every=0"] + extra)
     result = Pretraining.build(config).run()
     assert result.step == 4
     losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(isinstance(x, float) for x in losses)
+    assert type(load(run / "model")).__name__ == exported
 
 
 def test_config_errors_name_the_field(chinese, tmp_path):
@@ -109,3 +113,50 @@ def test_config_errors_name_the_field(chinese, tmp_path):
 def apply_overrides_config(config, root):
     config.corpus, config.tokenizer = str(root / "corpus"), str(root / "tok")
     return config
+
+
+def test_chinesebert_recipe_needs_pinyin_and_trains_with_it(chinese, tmp_path):
+    tok = Tokenizer.from_pretrained(chinese / "tok")
+    with pytest.raises(ConfigError, match="--record-pinyin"):
+        Pretraining.build(load_config("chinesebert", _overrides(chinese, tmp_path / "x", steps=2)))
+    prepare_corpus([chinese / "pd.txt"], tmp_path / "corpus", tok, input_format="pku", chinese_words="jieba",
+                   record_pinyin=True, progress=False)
+    corpus = TokenCorpus(tmp_path / "corpus")
+    assert corpus.has_pinyin and corpus.pinyin(0).shape == (len(corpus.sentence(0)), 8)
+    run = tmp_path / "run"
+    overrides = _overrides(chinese, run, steps=4) + [f"corpus={tmp_path / 'corpus'}", "train.eval_every=0",
+                                                     "model.glyph_size=16", "model.pinyin_embedding_dim=16"]
+    pretraining = Pretraining.build(load_config("chinesebert", overrides))
+    batch = pretraining.collator([pretraining.train_set[i] for i in range(4)], epoch=0)
+    hidden = batch["labels"] != -100
+    changed = hidden & (batch["input_ids"] != batch["labels"])
+    assert (batch["pinyin_ids"][changed] == 0).all()  # a masked character does not give its pinyin away
+    assert batch["pinyin_ids"][~hidden & batch["attention_mask"].bool()].any()
+    result = pretraining.run()
+    assert result.step == 4
+    assert type(load(run / "model")).__name__ == "ChineseBertForMaskedLM"
+
+
+def test_roberta_recipe_with_byte_level_bpe(tmp_path):
+    import transformers
+
+    from bertology.assets import english_fortune_files, read_fortunes
+    from bertology.tokenization import ByteLevelBPETokenizer
+
+    texts = [t for f in english_fortune_files()[:6] for t in read_fortunes(f)][:1500]
+    tok = ByteLevelBPETokenizer.train(iter(texts), vocab_size=1200, min_frequency=2)
+    tok.save_pretrained(tmp_path / "tok")
+    source = tmp_path / "en.txt"
+    source.write_text("\n\n".join(texts), encoding="utf-8")
+    prepare_corpus([source], tmp_path / "corpus", tok, progress=False)
+    run = tmp_path / "run"
+    overrides = [f"corpus={tmp_path / 'corpus'}", f"tokenizer={tmp_path / 'tok'}", f"run_dir={run}",
+                 "model.family=roberta", "model.preset=tiny", "data.max_length=64", "train.max_steps=4",
+                 "train.batch_size=8", "train.eval_every=0", "train.progress=false", "train.bf16=false"]
+    result = Pretraining.build(load_config("roberta", overrides)).run()
+    assert result.step == 4
+    ours = load(run / "model")
+    ref = transformers.RobertaForMaskedLM.from_pretrained(run / "model").eval()
+    ids = torch.tensor([tok.encode(texts[0])[:40]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(ids).logits, ref(ids).logits, atol=1e-5, rtol=0)

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "character (default: jieba)")
     prep.add_argument("--record-case", action="store_true",
                       help="store each token's original case (none/lower/title/upper/mixed) in case.bin")
+    prep.add_argument("--record-pinyin", action="store_true",
+                      help="store each Chinese token's pinyin (read in context) in pinyin.bin, for ChineseBERT")
     prep.add_argument("--workers", type=int, default=2, help="tokenizing processes (default: 2)")
     layout = prep.add_mutually_exclusive_group()
     layout.add_argument("--doc-per-file", action="store_true", help="text format: each file is one document")
@@ -51,13 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_prepare(args: argparse.Namespace) -> int:
     from ..data import prepare_corpus
-    from ..tokenization import Tokenizer
+    from ..tokenization import load_tokenizer
 
-    tokenizer = Tokenizer.from_pretrained(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer)
     summary = prepare_corpus(
         args.inputs, args.output, tokenizer, input_format=args.input_format, language=args.language,
         chinese_words=None if args.chinese_words == "none" else args.chinese_words,
-        record_case=args.record_case, workers=args.workers, shard_tokens=args.shard_tokens,
+        record_case=args.record_case, record_pinyin=args.record_pinyin, workers=args.workers, shard_tokens=args.shard_tokens,
         max_line_chars=args.max_line_chars, max_sentence_tokens=args.max_sentence_tokens,
         text_field=args.text_field, doc_per_file=args.doc_per_file, doc_per_line=args.doc_per_line,
         overwrite=args.overwrite, progress=not args.no_progress,

@@ -32,6 +32,7 @@ class PretrainingCollator:
         attention_mask = np.zeros((rows, width), dtype=np.int64)
         labels = np.full((rows, width), -100, dtype=np.int64)
         case = np.full((rows, width), -100, dtype=np.int64) if "case_labels" in examples[0] else None
+        pinyin = np.zeros((rows, width, 8), dtype=np.int64) if "pinyin_ids" in examples[0] else None
         for r, ex in enumerate(examples):
             n = len(ex["input_ids"])
             ids = ex["input_ids"]
@@ -44,6 +45,10 @@ class PretrainingCollator:
             attention_mask[r, :n] = 1
             if case is not None:
                 case[r, :n] = ex["case_labels"]
+            if pinyin is not None:
+                pinyin[r, :n] = ex["pinyin_ids"]
+                # a hidden character must not show its pinyin (the glyph follows the [MASK] id by itself)
+                pinyin[r, :n][ids != ex["input_ids"]] = 0
         batch = {
             "input_ids": torch.from_numpy(input_ids),
             "token_type_ids": torch.from_numpy(token_type_ids),
@@ -55,4 +60,6 @@ class PretrainingCollator:
             batch["sentence_label"] = torch.tensor([int(e["sentence_label"]) for e in examples])
         if case is not None:
             batch["case_labels"] = torch.from_numpy(case)
+        if pinyin is not None:
+            batch["pinyin_ids"] = torch.from_numpy(pinyin)
         return batch

@@ -210,14 +210,15 @@ class PretrainingDataset:
         return (tuple(a), tuple(side[start:start + len(b)]), 1)
 
     # ---------------------------------------------------------------------------------- instances
-    def _pieces(self, pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Token ids, word starts and case labels (-100 at separators) of a list of pieces, joined."""
-        ids, starts, cases = [], [], []
+    def _pieces(self, pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Token ids, word starts, case labels (-100 at separators) and pinyin ids of pieces, joined."""
+        ids, starts, cases, pinyin = [], [], [], []
         for piece in pieces:
             if piece is None:  # document boundary inside a packed instance
                 ids.append(np.array([self.specials.sep], dtype=np.int64))
                 starts.append(np.ones(1, dtype=bool))
                 cases.append(np.full(1, -100, dtype=np.int64))
+                pinyin.append(np.zeros((1, 8), dtype=np.int64))
                 continue
             s, a, b = piece if isinstance(piece, tuple) else (piece, 0, int(self.lengths[piece]))
             ids.append(self.corpus.sentence(s)[a:b].astype(np.int64))
@@ -227,12 +228,19 @@ class PretrainingDataset:
             starts.append(ws)
             case = self.corpus.case(s) if self.has_case else None
             cases.append(None if case is None else case[a:b].astype(np.int64))
+            if self.has_pinyin:
+                pinyin.append(self.corpus.pinyin(s)[a:b])
         case_out = np.concatenate(cases) if self.has_case else None
-        return np.concatenate(ids), np.concatenate(starts), case_out
+        pinyin_out = np.concatenate(pinyin) if self.has_pinyin else None
+        return np.concatenate(ids), np.concatenate(starts), case_out, pinyin_out
 
     @property
     def has_case(self) -> bool:
         return self.corpus.num_sentences > 0 and self.corpus.case(0) is not None
+
+    @property
+    def has_pinyin(self) -> bool:
+        return bool(getattr(self.corpus, "has_pinyin", False))
 
     def __getitem__(self, index: int) -> dict:
         plan = self.plans[index]
@@ -244,15 +252,18 @@ class PretrainingDataset:
             a, b = self._truncate_pair(a, b, np.random.default_rng([self.seed, 3, index]))
             body = [a, b]
         else:
-            ids, ws, case = self._pieces(plan)
+            ids, ws, case, pinyin = self._pieces(plan)
             n = self.config.max_length - 2
-            body = [(ids[:n], ws[:n], None if case is None else case[:n])]
+            body = [(ids[:n], ws[:n], None if case is None else case[:n], None if pinyin is None else pinyin[:n])]
         ids_parts, ws_parts, case_parts, seg_parts = [np.array([sp.cls])], [np.ones(1, bool)], [[-100]], [[0]]
-        for k, (ids, ws, case) in enumerate(body):
+        pinyin_parts = [np.zeros((1, 8), dtype=np.int64)]
+        for k, (ids, ws, case, pinyin) in enumerate(body):
             ids_parts += [ids, np.array([sp.sep])]
             ws_parts += [ws, np.ones(1, bool)]
             case_parts += [case if case is not None else np.full(len(ids), -100), [-100]]
             seg_parts += [np.full(len(ids) + 1, k)]
+            if pinyin is not None:
+                pinyin_parts += [pinyin, np.zeros((1, 8), dtype=np.int64)]
         input_ids = np.concatenate(ids_parts).astype(np.int64)
         special = np.isin(input_ids, [sp.cls, sp.sep, sp.pad])
         item = {"index": index, "input_ids": input_ids,
@@ -262,6 +273,8 @@ class PretrainingDataset:
             item["sentence_label"] = label
         if self.has_case:
             item["case_labels"] = np.concatenate(case_parts).astype(np.int64)
+        if self.has_pinyin:
+            item["pinyin_ids"] = np.concatenate(pinyin_parts).astype(np.int64)
         return item
 
     def _truncate_pair(self, a, b, rng):
@@ -280,10 +293,10 @@ class PretrainingDataset:
                 b_hi -= 1
 
         def cut(part, lo, hi):
-            ids, ws, case = part
+            ids, ws, case, pinyin = part
             ws = ws[lo:hi].copy()
             if ws.size:
                 ws[0] = True
-            return ids[lo:hi], ws, None if case is None else case[lo:hi]
+            return ids[lo:hi], ws, None if case is None else case[lo:hi], None if pinyin is None else pinyin[lo:hi]
 
         return cut(a, a_lo, a_hi), cut(b, b_lo, b_hi)

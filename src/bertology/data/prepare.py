@@ -29,6 +29,7 @@ from .sentences import LANGUAGES, has_cjk, split_sentences
 from .shards import (
     FORMAT_VERSION,
     META_FILE,
+    PINYIN_WIDTH,
     SHARD_PREFIX,
     CorpusError,
     ShardWriter,
@@ -124,6 +125,7 @@ class _Options:
     chinese_words: str | None
     record_case: bool
     max_sentence_tokens: int
+    record_pinyin: bool = False
 
 
 @dataclass
@@ -131,6 +133,7 @@ class _BatchResult:
     tokens: np.ndarray
     word_starts: np.ndarray
     case: np.ndarray | None
+    pinyin: np.ndarray | None
     sentence_lengths: np.ndarray
     document_sentences: np.ndarray
     skips: list[tuple[str, str]]
@@ -174,6 +177,7 @@ class _Processor:
         self.backend.no_padding()
         self.dtype = np.dtype(options.dtype)
         self._case_cache: dict[str, int] = {}
+        self._pinyin_encoder: Any = None
         self._jieba: Any = None
         self._cjk_tokens: np.ndarray | None = None
         # With WordPiece a token continues a word exactly when it carries the "##" prefix (the whole word
@@ -201,7 +205,7 @@ class _Processor:
             counts.append(len(pieces))
         jieba_words = chinese and o.chinese_words == "jieba"
         # Offsets cost time; only jieba word starts and case classes need them.
-        if o.record_case or jieba_words or self._continues is None:
+        if o.record_case or o.record_pinyin or jieba_words or self._continues is None:
             encs = self.backend.encode_batch(sents, add_special_tokens=False)
         else:
             encs = self.backend.encode_batch_fast(sents, add_special_tokens=False)
@@ -219,6 +223,7 @@ class _Processor:
                 self._jieba = _load_jieba()  # only once Chinese text shows up: it takes a second
             self._jieba_word_starts(sents, encs, tokens, starts, word_starts)
         case = self._case(sents, encs, total) if o.record_case else None
+        pinyin = self._pinyin(sents, encs, total) if o.record_pinyin else None
 
         skips: list[tuple[str, str]] = []
         doc_sents = np.asarray(counts, dtype=np.int64)
@@ -238,7 +243,7 @@ class _Processor:
         limit = o.max_sentence_tokens
         if len(lengths) and lengths.max() > limit:
             lengths, doc_sents, long_sentences, extra = self._chunk(lengths, doc_sents, word_starts, limit)
-        return _BatchResult(tokens, word_starts, case, lengths, doc_sents[doc_sents > 0], skips,
+        return _BatchResult(tokens, word_starts, case, pinyin, lengths, doc_sents[doc_sents > 0], skips,
                             long_sentences, extra)
 
     @staticmethod
@@ -290,6 +295,21 @@ class _Processor:
             word_begin[np.cumsum(lengths) - lengths] = True
             seg = ws[a:a + n]
             seg[is_cjk] = word_begin[first[is_cjk]]
+
+    def _pinyin(self, sents: list[str], encs: list[Any], total: int) -> np.ndarray:
+        """Pinyin ids per token from each sentence's own text, so heteronyms are read in context."""
+        if self._pinyin_encoder is None:
+            from ..tokenization.pinyin import PinyinEncoder
+
+            self._pinyin_encoder = PinyinEncoder()
+        out = np.zeros((total, PINYIN_WIDTH), dtype=np.uint8)
+        at = 0
+        for sent, enc in zip(sents, encs, strict=True):
+            n = len(enc.ids)
+            if n and has_cjk(sent):
+                out[at:at + n] = self._pinyin_encoder.encode(sent, enc.offsets)
+            at += n
+        return out
 
     def _case(self, sents: list[str], encs: list[Any], total: int) -> np.ndarray:
         cache = self._case_cache
@@ -438,6 +458,7 @@ def prepare_corpus(
     language: str = "auto",
     chinese_words: str | None = "jieba",
     record_case: bool = False,
+    record_pinyin: bool = False,
     workers: int = 2,
     shard_tokens: int = 50_000_000,
     batch_docs: int = 1024,
@@ -485,12 +506,13 @@ def prepare_corpus(
     options = _Options(
         tokenizer_json=tokenizer.backend.to_str(), dtype=dtype.name, language=language,
         chinese_words=chinese_words, record_case=record_case, max_sentence_tokens=max_sentence_tokens,
+        record_pinyin=record_pinyin,
     )
     log = SkipLog()
     reader = LineReader(max_line_chars, log)
     documents = iter_documents(files, log, input_format, text_field, doc_per_file, doc_per_line,
                                max_line_chars, reader=reader)
-    writer = ShardWriter(output, dtype, record_case, shard_tokens)
+    writer = ShardWriter(output, dtype, record_case, shard_tokens, record_pinyin)
     summary = PrepareSummary(files=len(files))
     bar = None
     if progress:
@@ -501,7 +523,7 @@ def prepare_corpus(
     try:
         for result in results:
             writer.add(result.tokens, result.word_starts, result.case, result.sentence_lengths,
-                       result.document_sentences)
+                       result.document_sentences, result.pinyin)
             summary.documents += len(result.document_sentences)
             summary.sentences += len(result.sentence_lengths)
             summary.tokens += len(result.tokens)
@@ -529,11 +551,13 @@ def prepare_corpus(
         "format_version": FORMAT_VERSION,
         "token_dtype": dtype.name,
         "record_case": bool(record_case),
+        "record_pinyin": bool(record_pinyin),
         "tokenizer": tokenizer_description(tokenizer),
         "counts": {"documents": summary.documents, "sentences": summary.sentences, "tokens": summary.tokens},
         "options": {
             "inputs": [str(p) for p in inputs], "input_format": input_format, "language": language,
-            "chinese_words": chinese_words, "record_case": record_case, "shard_tokens": shard_tokens,
+            "chinese_words": chinese_words, "record_case": record_case, "record_pinyin": record_pinyin,
+            "shard_tokens": shard_tokens,
             "max_line_chars": max_line_chars, "max_sentence_tokens": max_sentence_tokens,
             "text_field": text_field, "doc_per_file": doc_per_file, "doc_per_line": doc_per_line,
         },

@@ -44,7 +44,9 @@ META_FILE = "meta.json"
 SHARD_PREFIX = "shard-"
 #: The values of case.bin.
 CASE_NAMES = ("none", "lower", "title", "upper", "mixed")
-_FILES = ("tokens.bin", "word_starts.bin", "sentences.bin", "documents.bin", "case.bin")
+_FILES = ("tokens.bin", "word_starts.bin", "sentences.bin", "documents.bin", "case.bin", "pinyin.bin")
+#: pinyin ids per token (ChineseBERT): letters then tone, padded with zeros
+PINYIN_WIDTH = 8
 
 
 class CorpusError(BertologyError, ValueError):
@@ -87,12 +89,14 @@ class ShardWriter:
     Memory holds only the open files and a few counters; offsets are written as sentences arrive.
     """
 
-    def __init__(self, folder: str | os.PathLike, dtype: np.dtype, record_case: bool, shard_tokens: int) -> None:
+    def __init__(self, folder: str | os.PathLike, dtype: np.dtype, record_case: bool, shard_tokens: int,
+                 record_pinyin: bool = False) -> None:
         if shard_tokens < 1:
             raise ValueError(f"shard_tokens must be positive, got {shard_tokens}")
         self.folder = Path(folder)
         self.dtype = np.dtype(dtype)
         self.record_case = record_case
+        self.record_pinyin = record_pinyin
         self.shard_tokens = shard_tokens
         self.shards: list[dict[str, Any]] = []
         self._open: dict[str, Any] | None = None
@@ -104,7 +108,8 @@ class ShardWriter:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        names = _FILES if self.record_case else _FILES[:4]
+        names = list(_FILES[:4]) + (["case.bin"] if self.record_case else []) + \
+            (["pinyin.bin"] if self.record_pinyin else [])
         self._open = {
             "name": name,
             "tmp": tmp,
@@ -121,6 +126,7 @@ class ShardWriter:
         case: np.ndarray | None,
         sentence_lengths: np.ndarray,
         document_sentences: np.ndarray,
+        pinyin: np.ndarray | None = None,
     ) -> None:
         """Append whole documents: `document_sentences[i]` sentences each, `sentence_lengths` tokens each."""
         if len(document_sentences) == 0:
@@ -147,6 +153,8 @@ class ShardWriter:
             files["word_starts.bin"].write(np.ascontiguousarray(word_starts[t0:t1], dtype=np.uint8).tobytes())
             if self.record_case:
                 files["case.bin"].write(np.ascontiguousarray(case[t0:t1], dtype=np.uint8).tobytes())
+            if self.record_pinyin:
+                files["pinyin.bin"].write(np.ascontiguousarray(pinyin[t0:t1], dtype=np.uint8).tobytes())
             starts = np.empty(s1 - s0, dtype=np.int64)
             starts[0] = 0
             starts[1:] = sent_end[s0:s1 - 1] - t0
@@ -206,7 +214,8 @@ def write_meta(folder: str | os.PathLike, meta: dict[str, Any]) -> None:
 
 
 class _Shard:
-    def __init__(self, folder: Path, info: dict[str, Any], dtype: np.dtype, has_case: bool) -> None:
+    def __init__(self, folder: Path, info: dict[str, Any], dtype: np.dtype, has_case: bool,
+                 has_pinyin: bool = False) -> None:
         self.path = folder / str(info["name"])
         self.num_tokens = int(info["tokens"])
         self.num_sentences = int(info["sentences"])
@@ -216,6 +225,10 @@ class _Shard:
         self.tokens = self._map("tokens.bin", dtype, self.num_tokens)
         self.word_starts = self._map("word_starts.bin", np.dtype(np.uint8), self.num_tokens)
         self.case = self._map("case.bin", np.dtype(np.uint8), self.num_tokens) if has_case else None
+        self.pinyin = None
+        if has_pinyin:
+            flat = self._map("pinyin.bin", np.dtype(np.uint8), self.num_tokens * PINYIN_WIDTH)
+            self.pinyin = flat.reshape(self.num_tokens, PINYIN_WIDTH)
         self.sentences = self._map("sentences.bin", np.dtype(np.int64), self.num_sentences + 1)
         self.documents = self._map("documents.bin", np.dtype(np.int64), self.num_documents + 1)
         if int(self.sentences[0]) != 0 or int(self.sentences[-1]) != self.num_tokens:
@@ -262,13 +275,15 @@ class TokenCorpus:
             version = self._meta["format_version"]
             dtype = np.dtype(self._meta["token_dtype"])
             has_case = bool(self._meta["record_case"])
+            has_pinyin = bool(self._meta.get("record_pinyin", False))
             shard_infos = self._meta["shards"]
         except (ValueError, KeyError, TypeError) as exc:
             raise CorpusError(f"{meta_path} is corrupt or not a corpus meta file: {exc}") from None
         if version != FORMAT_VERSION:
             raise CorpusError(f"{meta_path}: format version {version}; this bertology reads {FORMAT_VERSION}")
-        self._shards = [_Shard(self.folder, info, dtype, has_case) for info in shard_infos]
+        self._shards = [_Shard(self.folder, info, dtype, has_case, has_pinyin) for info in shard_infos]
         self._has_case = has_case
+        self._has_pinyin = has_pinyin
         self._sent_base = np.cumsum([0] + [s.num_sentences for s in self._shards], dtype=np.int64)
         self._doc_base = np.cumsum([0] + [s.num_documents for s in self._shards], dtype=np.int64)
         self._tok_total = int(sum(s.num_tokens for s in self._shards))
@@ -358,6 +373,17 @@ class TokenCorpus:
             return None
         shard, a, b = self._sentence_slot(s)
         return np.array(shard.case[a:b], dtype=np.uint8)
+
+    @property
+    def has_pinyin(self) -> bool:
+        return self._has_pinyin
+
+    def pinyin(self, s: int) -> np.ndarray | None:
+        """(tokens, 8) pinyin ids of sentence `s` (zeros for non-Chinese tokens), or None if not recorded."""
+        if not self._has_pinyin:
+            return None
+        shard, a, b = self._sentence_slot(s)
+        return np.array(shard.pinyin[a:b], dtype=np.int64)
 
     def sentence_lengths(self) -> np.ndarray:
         """Token count of every sentence, in global order (from the offsets; no token is read)."""

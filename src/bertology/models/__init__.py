@@ -1,13 +1,16 @@
 """Model building blocks (embeddings, attention, encoder, heads) and the families built from them."""
 
+from .albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .config import BertConfig, preset_names
 from .outputs import EncoderOutput, MaskedLMOutput, PreTrainingOutput
 from .pooling import cls_pool, max_pool, mean_pool, pool
 from .pretrained import PreTrainedModel, load
+from .roberta import RobertaConfig, RobertaForMaskedLM, RobertaModel
 
 __all__ = [
-    "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "EncoderOutput", "MaskedLMOutput",
+    "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
+    "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "EncoderOutput", "MaskedLMOutput",
     "PreTrainedModel", "PreTrainingOutput", "cls_pool", "load", "max_pool", "mean_pool", "pool",
     "preset_names",
 ]

@@ -14,12 +14,19 @@ from .heads import MaskedLMHead, Pooler, SentencePairHead
 from .outputs import EncoderOutput, MaskedLMOutput, PreTrainingOutput
 from .pretrained import PreTrainedModel, register
 
+#: transformers' names for the input embeddings, shared by BERT, ALBERT and RoBERTa
+EMBEDDING_RULES = [
+    Rule("embeddings.word_embeddings.weight", "embeddings.word.weight"),
+    Rule("embeddings.position_embeddings.weight", "embeddings.position.weight"),
+    Rule("embeddings.token_type_embeddings.weight", "embeddings.segment.weight"),
+    Rule("embeddings.LayerNorm.{w}", "embeddings.norm.{w}"),
+]
+#: TensorFlow-era checkpoints name LayerNorm parameters gamma and beta.
+LEGACY_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
+
 BERT_ENCODER_NAMES = NameMap(
     [
-        Rule("embeddings.word_embeddings.weight", "embeddings.word.weight"),
-        Rule("embeddings.position_embeddings.weight", "embeddings.position.weight"),
-        Rule("embeddings.token_type_embeddings.weight", "embeddings.segment.weight"),
-        Rule("embeddings.LayerNorm.{w}", "embeddings.norm.{w}"),
+        *EMBEDDING_RULES,
         Rule("encoder.layer.{i}.attention.self.{part}.{w}", "encoder.layers.{i}.attention.qkv.{w}",
              parts=("query", "key", "value")),
         Rule("encoder.layer.{i}.attention.output.dense.{w}", "encoder.layers.{i}.attention.out.{w}"),
@@ -29,8 +36,7 @@ BERT_ENCODER_NAMES = NameMap(
         Rule("encoder.layer.{i}.output.LayerNorm.{w}", "encoder.layers.{i}.ffn_norm.{w}"),
         Rule("pooler.dense.{w}", "pooler.dense.{w}"),
     ],
-    # TensorFlow-era checkpoints name LayerNorm parameters gamma and beta.
-    legacy={"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"},
+    legacy=LEGACY_NAMES,
 )
 BERT_MLM_NAMES = NameMap(
     [
@@ -40,7 +46,7 @@ BERT_MLM_NAMES = NameMap(
         Rule("cls.predictions.decoder.bias", "mlm_head.decoder.bias", load_only=True),
         Rule("cls.predictions.decoder.weight", "mlm_head.decoder.weight", load_only=True),
     ],
-    legacy={"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"},
+    legacy=LEGACY_NAMES,
 )
 BERT_NSP_NAMES = NameMap([Rule("cls.seq_relationship.{w}", "sentence_head.classifier.{w}")])
 
@@ -54,6 +60,8 @@ class BertModel(PreTrainedModel):
     """
 
     base_prefix = "bert."  # head-model checkpoints nest the encoder there; loading strips it
+    #: extra per-token inputs the embedding takes (ChineseBERT: pinyin_ids), unpadded like input_ids
+    token_inputs: tuple[str, ...] = ()
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False) -> None:
         super().__init__()
@@ -68,13 +76,32 @@ class BertModel(PreTrainedModel):
     def name_map(cls) -> NameMap:
         return BERT_ENCODER_NAMES
 
+    @classmethod
+    def for_tokenizer(cls, config: BertConfig, tokenizer, **kwargs) -> BertModel:
+        """A fresh model for this tokenizer's vocabulary (ChineseBERT renders its glyph table here)."""
+        return cls(config, **kwargs)
+
+    @property
+    def max_sequence_length(self) -> int:
+        return self.config.max_position_embeddings
+
+    def position_ids_for(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Positions 0..seq-1 (RoBERTa overrides: positions count real tokens after the padding index)."""
+        batch, seq = input_ids.shape
+        return torch.arange(seq, device=input_ids.device).expand(batch, seq)
+
+    def embed(self, ids: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor | None,
+              **token_inputs: torch.Tensor) -> torch.Tensor:
+        """Input vectors for the encoder (ALBERT adds its factorized projection here)."""
+        return self.embeddings(ids, positions, segments, **token_inputs)
+
     def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                       token_type_ids: torch.Tensor | None) -> None:
         """Catch the usual mistakes here, with names, rather than as an index error deep in torch."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (batch, seq), got {tuple(input_ids.shape)}")
         seq = input_ids.shape[1]
-        limit = self.config.max_position_embeddings
+        limit = self.max_sequence_length
         if seq > limit:
             raise ValueError(f"input_ids hold {seq} tokens per sequence but the model has {limit} positions; "
                              f"truncate to max_length={limit}")
@@ -98,15 +125,21 @@ class BertModel(PreTrainedModel):
         output_attentions: bool = False,
         output_attention_scores: bool = False,
         unpad: bool | None = None,
+        **token_inputs: torch.Tensor,
     ) -> EncoderOutput:
         self._check_inputs(input_ids, attention_mask, token_type_ids)
+        if set(token_inputs) != set(self.token_inputs):
+            raise ValueError(f"{type(self).__name__} takes the extra inputs {list(self.token_inputs)}, "
+                             f"got {sorted(token_inputs)}")
         batch, seq = input_ids.shape
         padding = Padding.from_mask(attention_mask, batch, seq, self.unpad_inputs if unpad is None else unpad)
         if position_ids is None:
-            position_ids = torch.arange(seq, device=input_ids.device).expand(batch, seq)
+            position_ids = self.position_ids_for(input_ids)
         ids, positions, segments = (padding.unpad(t.unsqueeze(-1)).squeeze(-1) if t is not None else None
                                     for t in (input_ids, position_ids, token_type_ids))
-        x = self.embeddings(ids, positions, segments)
+        extras = {k: padding.unpad(v.reshape(batch, seq, -1)).reshape(*ids.shape, *v.shape[2:])
+                  for k, v in token_inputs.items()}
+        x = self.embed(ids, positions, segments, **extras)
         x, trace = self.encoder(x, padding, output_hidden_states, output_attentions, output_attention_scores)
         last = padding.pad(x)
         return EncoderOutput(
@@ -119,17 +152,20 @@ class BertModel(PreTrainedModel):
 
 
 class _BertWithHeads(PreTrainedModel):
+    """Heads over an encoder held as `self.bert` (whatever the family; the name map adds their prefix)."""
+
     base_prefix = "bert."
+    encoder_class: type[BertModel] = BertModel
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool) -> None:
         super().__init__()
         self.config = config
-        self.bert = BertModel(config, add_pooling_layer=add_pooling_layer)
+        self.bert = self.encoder_class(config, add_pooling_layer=add_pooling_layer)
 
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                output_attentions, output_attention_scores) -> EncoderOutput:
+                output_attentions, output_attention_scores, token_inputs) -> EncoderOutput:
         return self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                         output_attentions, output_attention_scores)
+                         output_attentions, output_attention_scores, **token_inputs)
 
 
 @register("bert")
@@ -155,9 +191,10 @@ class BertForMaskedLM(_BertWithHeads):
         output_attentions: bool = False,
         output_attention_scores: bool = False,
         labels: torch.Tensor | None = None,
+        **token_inputs: torch.Tensor,
     ) -> MaskedLMOutput:
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                           output_attentions, output_attention_scores)
+                           output_attentions, output_attention_scores, token_inputs)
         logits, loss = self.mlm_head.logits_and_loss(out.last_hidden_state, labels)
         return MaskedLMOutput(logits=logits, loss=loss, hidden_states=out.hidden_states,
                               attentions=out.attentions, attention_scores=out.attention_scores)
@@ -188,9 +225,10 @@ class BertForPreTraining(_BertWithHeads):
         output_attention_scores: bool = False,
         labels: torch.Tensor | None = None,
         next_sentence_label: torch.Tensor | None = None,
+        **token_inputs: torch.Tensor,
     ) -> PreTrainingOutput:
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                           output_attentions, output_attention_scores)
+                           output_attentions, output_attention_scores, token_inputs)
         logits, mlm_loss = self.mlm_head.logits_and_loss(out.last_hidden_state, labels)
         nsp_logits = self.sentence_head(out.pooler_output)
         nsp_loss = None

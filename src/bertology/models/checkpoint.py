@@ -90,7 +90,8 @@ def write_safetensors(state: dict[str, torch.Tensor], path: str | os.PathLike) -
 
 
 # ------------------------------------------------------------------------------------- name mapping
-_PLACEHOLDERS = {"i": r"(?P<i>\d+)", "w": r"(?P<w>weight|bias)", "part": r"(?P<part>[A-Za-z_]+)"}
+_PLACEHOLDERS = {"i": r"(?P<i>\d+)", "w": r"(?P<w>weight|bias)", "part": r"(?P<part>[A-Za-z_]+)",
+                 "rest": r"(?P<rest>.+)"}
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -182,6 +183,10 @@ class NameMap:
             else:
                 raise CheckpointError(f"no Hugging Face name is known for our tensor '{name}'")
         return theirs
+
+    def knows(self, ours: str) -> bool:
+        """Whether our tensor `ours` has a name of its own in their format (a tied copy has not)."""
+        return any(pattern.match(ours) for pattern, _ in self._ours)
 
     def with_prefix(self, theirs: str, ours: str) -> NameMap:
         """The same rules under a module prefix on each side ("bert." for the encoder inside a head model)."""

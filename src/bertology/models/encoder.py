@@ -53,11 +53,13 @@ class EncoderTrace:
 
 
 class Encoder(nn.Module):
-    """A stack of layers. `layers` may repeat one module (ALBERT-style sharing) without any change here."""
+    """A stack of layers applied in `order` (default: each once). ALBERT-style cross-layer sharing is a short
+    list of distinct layers and an order that repeats them; nothing else changes."""
 
-    def __init__(self, layers: list[nn.Module]) -> None:
+    def __init__(self, layers: list[nn.Module], order: list[int] | None = None) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        self.order = list(range(len(layers))) if order is None else list(order)
 
     def forward(
         self,
@@ -70,8 +72,8 @@ class Encoder(nn.Module):
         hidden = [padding.pad(x)] if output_hidden_states else None
         probs: list[torch.Tensor] | None = [] if output_attentions else None
         scores: list[torch.Tensor] | None = [] if output_attention_scores else None
-        for layer in self.layers:
-            x, p, s = layer(x, padding, output_attentions, output_attention_scores)
+        for index in self.order:
+            x, p, s = self.layers[index](x, padding, output_attentions, output_attention_scores)
             if hidden is not None:
                 hidden.append(padding.pad(x))
             if probs is not None:

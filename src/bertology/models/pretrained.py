@@ -149,10 +149,13 @@ class PreTrainedModel(nn.Module):
 
     # --------------------------------------------------------------------------------------- saving
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """Our tensors under transformers' names, tied copies left out (transformers re-ties them)."""
+        """Our tensors under transformers' names. A tied copy with no name of its own there (the MLM decoder)
+        is left out, since transformers re-ties it; a shared tensor their format stores per layer is written
+        for each layer."""
+        name_map = self.name_map()
         aliases = _tied_duplicates(self)
-        state = {n: t for n, t in self.state_dict().items() if n not in aliases}
-        return self.name_map().to_theirs(state)
+        state = {n: t for n, t in self.state_dict().items() if n not in aliases or name_map.knows(n)}
+        return name_map.to_theirs(state)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write config.json and model.safetensors that transformers loads with identical outputs."""
@@ -164,8 +167,7 @@ class PreTrainedModel(nn.Module):
         return folder
 
 
-def load(folder: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
-    """The model a folder holds, as the class its config.json names (or the family's bare encoder)."""
+def _model_class(folder: str | os.PathLike) -> type[PreTrainedModel]:
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise ConfigError(f"{folder}: no {CONFIG_NAME} here")
@@ -177,5 +179,14 @@ def load(folder: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
     if model_type not in BASE_MODELS:
         raise ConfigError(f"{path}: field 'model_type' is {model_type!r}; known types: {sorted(BASE_MODELS)}")
     names = raw.get("architectures") or []
-    cls = next((ARCHITECTURES[n] for n in names if n in ARCHITECTURES), BASE_MODELS[model_type])
-    return cls.from_pretrained(folder, **kwargs)
+    return next((ARCHITECTURES[n] for n in names if n in ARCHITECTURES), BASE_MODELS[model_type])
+
+
+def read_config(folder: str | os.PathLike) -> BertConfig:
+    """The folder's config.json as its family's config class (BertConfig, AlbertConfig, ...)."""
+    return _model_class(folder).config_class.from_pretrained(folder)
+
+
+def load(folder: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
+    """The model a folder holds, as the class its config.json names (or the family's bare encoder)."""
+    return _model_class(folder).from_pretrained(folder, **kwargs)

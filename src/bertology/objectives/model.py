@@ -9,11 +9,22 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from ..models.bert import BertForMaskedLM, BertForPreTraining, BertModel
+from ..models.chinesebert import ChineseBertForMaskedLM, ChineseBertModel
 from ..models.config import BertConfig
 from ..models.pretrained import init_bert_weights
+from ..models.roberta import RobertaForMaskedLM, RobertaModel
 from ..training.protocol import StepOutput
 from .base import OBJECTIVES
+
+#: encoder class -> (its MLM + sentence-head class, its MLM class) for the Hugging Face export
+EXPORTS: dict[type, tuple[type | None, type | None]] = {
+    BertModel: (BertForPreTraining, BertForMaskedLM),
+    AlbertModel: (AlbertForPreTraining, AlbertForMaskedLM),
+    RobertaModel: (None, RobertaForMaskedLM),
+    ChineseBertModel: (None, ChineseBertForMaskedLM),
+}
 
 
 class PretrainingModel(nn.Module):
@@ -54,7 +65,8 @@ class PretrainingModel(nn.Module):
     def forward(self, **batch: Any) -> StepOutput:
         for objective in self.objectives.values():
             batch = objective.prepare(self, batch)
-        encoded = self.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        extras = {name: batch[name] for name in self.bert.token_inputs}
+        encoded = self.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), **extras)
         losses, metrics = {}, {}
         for objective in self.objectives.values():
             loss, metric = objective(encoded, batch)
@@ -67,14 +79,15 @@ class PretrainingModel(nn.Module):
         BertModel (anything else, e.g. ELECTRA's discriminator encoder). Other task heads stay in the run's
         checkpoints."""
         heads = self.objectives
+        pretraining_class, masked_lm_class = EXPORTS.get(type(self.bert), (None, None))
         sentence = next((heads[n] for n in ("nsp", "sop") if n in heads), None)
-        if "mlm" in heads and sentence is not None:
-            target: nn.Module = BertForPreTraining(self.config)
+        if "mlm" in heads and sentence is not None and pretraining_class is not None:
+            target: nn.Module = pretraining_class(self.config)
             target.sentence_head.load_state_dict(sentence.head.state_dict())
-        elif "mlm" in heads:
-            target = BertForMaskedLM(self.config)
+        elif "mlm" in heads and masked_lm_class is not None:
+            target = masked_lm_class(self.config)
         else:
-            target = BertModel(self.config, add_pooling_layer=self.bert.pooler is not None)
+            target = type(self.bert)(self.config, add_pooling_layer=self.bert.pooler is not None)
         encoder = target.bert if hasattr(target, "bert") else target
         missing, unexpected = encoder.load_state_dict(self.bert.state_dict(), strict=False)
         if unexpected or [m for m in missing if not m.startswith("pooler")]:

@@ -23,9 +23,13 @@ from ..data.formats import FormatConfig, PretrainingDataset, Specials, split_doc
 from ..data.maskers import MaskingConfig, build_masker
 from ..data.shards import TokenCorpus
 from ..errors import ConfigError
+from ..models.albert import AlbertConfig, AlbertModel
 from ..models.bert import BertModel
+from ..models.chinesebert import ChineseBertConfig, ChineseBertModel
 from ..models.config import BertConfig
-from ..tokenization import Tokenizer
+from ..models.pretrained import read_config
+from ..models.roberta import RobertaConfig, RobertaModel
+from ..tokenization import BaseTokenizer, load_tokenizer
 from ..training import TrainConfig, Trainer, TrainResult
 from ..training.data import ResumableLoader
 from ..utils.io import atomic_write
@@ -96,11 +100,23 @@ def load_config(source: str, overrides: list[str] | None = None) -> PretrainConf
     return config
 
 
-def _bert_config(spec: dict[str, Any], tokenizer: Tokenizer, max_length: int) -> tuple[BertConfig, str | None]:
+FAMILIES: dict[str, tuple[type[BertConfig], type[BertModel]]] = {
+    "bert": (BertConfig, BertModel),
+    "albert": (AlbertConfig, AlbertModel),
+    "roberta": (RobertaConfig, RobertaModel),
+    "chinesebert": (ChineseBertConfig, ChineseBertModel),
+}
+
+
+def _bert_config(spec: dict[str, Any], tokenizer: BaseTokenizer, max_length: int) -> tuple[BertConfig, str | None]:
     spec = dict(spec)
+    family = spec.pop("family", "bert")
+    if family not in FAMILIES:
+        raise ConfigError(f"model field 'family' is {family!r}; choose one of {sorted(FAMILIES)}")
+    config_class = FAMILIES[family][0]
     if "from_pretrained" in spec:
         folder = spec.pop("from_pretrained")
-        config = BertConfig.from_pretrained(folder)
+        config = read_config(folder)
         if config.vocab_size != tokenizer.vocab_size:
             raise ConfigError(f"model {folder} has vocab_size {config.vocab_size}, the tokenizer has "
                               f"{tokenizer.vocab_size}")
@@ -108,8 +124,12 @@ def _bert_config(spec: dict[str, Any], tokenizer: Tokenizer, max_length: int) ->
     preset = spec.pop("preset", "mini")
     spec.setdefault("vocab_size", tokenizer.vocab_size)
     spec.setdefault("pad_token_id", tokenizer.pad_token_id)
-    spec.setdefault("max_position_embeddings", max(512, max_length))
-    return BertConfig.preset(preset, **spec), None
+    # RoBERTa's positions start after the padding index, so its table needs pad + 1 more rows
+    extra = tokenizer.pad_token_id + 1 if family == "roberta" else 0
+    spec.setdefault("max_position_embeddings", max(512, max_length) + extra)
+    if family == "roberta":
+        spec.setdefault("type_vocab_size", 1)
+    return config_class.preset(preset, **spec), None
 
 
 @dataclass
@@ -117,7 +137,7 @@ class Pretraining:
     """Everything a run is built from, so tests and the report can reach the parts."""
 
     config: PretrainConfig
-    tokenizer: Tokenizer
+    tokenizer: BaseTokenizer
     corpus: TokenCorpus
     model: PretrainingModel
     train_set: PretrainingDataset
@@ -127,18 +147,21 @@ class Pretraining:
 
     @classmethod
     def build(cls, config: PretrainConfig) -> Pretraining:
-        tokenizer = Tokenizer.from_pretrained(config.tokenizer)
+        tokenizer = load_tokenizer(config.tokenizer)
         corpus = TokenCorpus(config.corpus)
         if corpus.vocab_size != tokenizer.vocab_size:
             raise ConfigError(f"corpus {config.corpus} was tokenized with a vocabulary of {corpus.vocab_size} "
                               f"tokens, the tokenizer {config.tokenizer} has {tokenizer.vocab_size}")
         data = FormatConfig(**config.data) if config.data else FormatConfig()
         bert_config, pretrained = _bert_config(config.model, tokenizer, data.max_length)
-        encoder = BertModel.from_pretrained(pretrained) if pretrained else None
+        encoder_class = next(m for c, m in FAMILIES.values() if type(bert_config) is c)
+        encoder = encoder_class.from_pretrained(pretrained) if pretrained else None
         names = list(config.objectives)
         if encoder is None:
             needs_pooler = any(n in ("nsp", "sop", "order", "distance") for n in names)
-            encoder = BertModel(bert_config, add_pooling_layer=needs_pooler)
+            encoder = encoder_class.for_tokenizer(bert_config, tokenizer, add_pooling_layer=needs_pooler)
+        if "pinyin_ids" in encoder.token_inputs and not corpus.has_pinyin:
+            raise ConfigError(f"{type(encoder).__name__} reads pinyin: prepare {config.corpus} with --record-pinyin")
         model = PretrainingModel(bert_config, names, config.objective_options, encoder=encoder)
         data = dataclasses.replace(data, pair_task=model.pair_task)
         if model.needs_case and corpus.case(0) is None:

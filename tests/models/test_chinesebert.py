@@ -1,0 +1,69 @@
+"""ChineseBERT wiring: fusion embedding inside the shared encoder, pinyin through unpadding, save and load."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+import pytest
+import torch
+
+from bertology import Tokenizer, load
+from bertology.assets import peoples_daily_sentences
+from bertology.models.chinesebert import ChineseBertConfig, ChineseBertForMaskedLM, ChineseBertModel
+from bertology.tokenization.pinyin import PinyinEncoder
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    lines = ["".join(w) for w in islice(peoples_daily_sentences(), 300)]
+    return Tokenizer.train(iter(lines), vocab_size=2500, limit_alphabet=2400, min_frequency=1)
+
+
+def _model(tokenizer, tmp_path):
+    cfg = ChineseBertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+                            glyph_size=16, pinyin_embedding_dim=16)
+    torch.manual_seed(0)
+    return ChineseBertModel.for_tokenizer(cfg, tokenizer, cache_dir=tmp_path / "glyphs")
+
+
+def _batch(tokenizer, texts):
+    enc = tokenizer(texts, return_tensors="pt", return_offsets_mapping=True, max_length=64)
+    pinyin = PinyinEncoder().encode_batch(texts, enc["offset_mapping"].tolist())
+    return enc, torch.as_tensor(pinyin)
+
+
+def test_pinyin_changes_the_output_and_unpadding_changes_nothing(tokenizer, tmp_path):
+    model = _model(tokenizer, tmp_path).eval()
+    texts = ["重庆银行行长发表讲话。", "长大以后。"]
+    enc, pinyin = _batch(tokenizer, texts)
+    assert pinyin.shape == (*enc["input_ids"].shape, 8) and pinyin[0, 1].any()
+    with torch.no_grad():
+        padded = model(enc["input_ids"], enc["attention_mask"], pinyin_ids=pinyin).last_hidden_state
+        packed = model(enc["input_ids"], enc["attention_mask"], pinyin_ids=pinyin, unpad=True).last_hidden_state
+        blank = model(enc["input_ids"], enc["attention_mask"], pinyin_ids=torch.zeros_like(pinyin)).last_hidden_state
+    real = enc["attention_mask"].bool()
+    torch.testing.assert_close(packed[real], padded[real], atol=1e-5, rtol=0)
+    assert (blank[real] - padded[real]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="pinyin_ids"):
+        model(enc["input_ids"], enc["attention_mask"])
+
+
+def test_glyph_table_is_saved_with_the_weights(tokenizer, tmp_path):
+    model = _model(tokenizer, tmp_path).eval()
+    assert not model.embeddings.glyph.glyphs.requires_grad and model.embeddings.glyph.glyphs.any()
+    assert model.config.glyph_fonts and len(model.config.glyph_fonts) == model.embeddings.glyph.n_fonts
+    model.save_pretrained(tmp_path / "saved")
+    again = load(tmp_path / "saved")
+    assert type(again) is ChineseBertModel
+    assert torch.equal(again.embeddings.glyph.glyphs, model.embeddings.glyph.glyphs)
+    enc, pinyin = _batch(tokenizer, ["人民日报社论。"])
+    with torch.no_grad():
+        torch.testing.assert_close(again(enc["input_ids"], enc["attention_mask"], pinyin_ids=pinyin).last_hidden_state,
+                                   model(enc["input_ids"], enc["attention_mask"], pinyin_ids=pinyin).last_hidden_state)
+
+
+def test_masked_lm_head_is_tied_to_the_character_table(tokenizer, tmp_path):
+    encoder = _model(tokenizer, tmp_path)
+    mlm = ChineseBertForMaskedLM(encoder.config)
+    assert mlm.mlm_head.decoder.weight is mlm.bert.embeddings.word.weight
