@@ -13,7 +13,6 @@ from .checkpoint import NameMap, Rule
 from .config import BertConfig
 from .embeddings import TokenPositionSegmentEmbedding
 from .encoder import Encoder, EncoderLayer
-from .heads import Pooler
 from .pretrained import register
 
 SHARING = ("all", "attention", "ffn", "none")
@@ -102,15 +101,12 @@ class AlbertModel(BertModel):
     config_class = AlbertConfig
     base_prefix = "albert."
 
-    def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False) -> None:
-        nn.Module.__init__(self)
-        self.config = config
-        self.embeddings = TokenPositionSegmentEmbedding(config, width=config.embedding_size)
+    def build_embeddings(self, config: AlbertConfig, **options) -> nn.Module:
         self.embedding_projection = nn.Linear(config.embedding_size, config.hidden_size)
-        self.encoder = albert_encoder(config)
-        self.pooler = Pooler(config.hidden_size) if add_pooling_layer else None
-        self.unpad_inputs = unpad_inputs
-        self.init_weights()
+        return TokenPositionSegmentEmbedding(config, width=config.embedding_size)
+
+    def build_encoder(self, config: AlbertConfig) -> Encoder:
+        return albert_encoder(config)
 
     @classmethod
     def name_map(cls) -> NameMap:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .attention import Padding
 from .checkpoint import NameMap, Rule
@@ -63,14 +64,22 @@ class BertModel(PreTrainedModel):
     #: extra per-token inputs the embedding takes (ChineseBERT: pinyin_ids), unpadded like input_ids
     token_inputs: tuple[str, ...] = ()
 
-    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False) -> None:
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False,
+                 **embedding_options) -> None:
         super().__init__()
         self.config = config
-        self.embeddings = TokenPositionSegmentEmbedding(config)
-        self.encoder = Encoder([EncoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.embeddings = self.build_embeddings(config, **embedding_options)
+        self.encoder = self.build_encoder(config)
         self.pooler = Pooler(config.hidden_size) if add_pooling_layer else None
         self.unpad_inputs = unpad_inputs
         self.init_weights()
+
+    # A family changes these two (and `embed`) and nothing else of the encoder.
+    def build_embeddings(self, config: BertConfig, **options) -> nn.Module:
+        return TokenPositionSegmentEmbedding(config)
+
+    def build_encoder(self, config: BertConfig) -> Encoder:
+        return Encoder([EncoderLayer(config) for _ in range(config.num_hidden_layers)])
 
     @classmethod
     def name_map(cls) -> NameMap:

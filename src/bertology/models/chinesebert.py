@@ -14,9 +14,7 @@ from torch import nn
 from .bert import BERT_ENCODER_NAMES, LEGACY_NAMES, BertForMaskedLM, BertModel
 from .checkpoint import NameMap, Rule
 from .config import BertConfig
-from .encoder import Encoder, EncoderLayer
 from .glyph import FusionEmbedding, GlyphRenderer
-from .heads import Pooler
 from .pretrained import register
 
 
@@ -47,18 +45,11 @@ class ChineseBertModel(BertModel):
     base_prefix = "chinesebert."
     token_inputs = ("pinyin_ids",)
 
-    def __init__(self, config: ChineseBertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False,
-                 glyphs=None) -> None:
-        nn.Module.__init__(self)
-        self.config = config
+    def build_embeddings(self, config: ChineseBertConfig, glyphs=None) -> nn.Module:
         n_fonts = len(config.glyph_fonts) if config.glyph_fonts else None
-        self.embeddings = FusionEmbedding(config, glyphs, n_fonts=n_fonts, glyph_size=config.glyph_size,
-                                          glyph_dim=config.glyph_dim, pinyin_dim=config.pinyin_dim,
-                                          pinyin_embedding_dim=config.pinyin_embedding_dim)
-        self.encoder = Encoder([EncoderLayer(config) for _ in range(config.num_hidden_layers)])
-        self.pooler = Pooler(config.hidden_size) if add_pooling_layer else None
-        self.unpad_inputs = unpad_inputs
-        self.init_weights()
+        return FusionEmbedding(config, glyphs, n_fonts=n_fonts, glyph_size=config.glyph_size,
+                               glyph_dim=config.glyph_dim, pinyin_dim=config.pinyin_dim,
+                               pinyin_embedding_dim=config.pinyin_embedding_dim)
 
     @classmethod
     def name_map(cls) -> NameMap:
