@@ -22,7 +22,7 @@ bertology pretrain chinesebert --run-dir "$work/chinesebert" "${common[@]}"
 # the same recipe with the plain embedding (character + position + segment)
 bertology pretrain chinesebert --run-dir "$work/character" --set model.family=bert "${common[@]}"
 python - "$work" <<'PY'
-import json, sys
+import json, re, sys
 from pathlib import Path
 work = Path(sys.argv[1])
 print("| model | parameters | held-out MLM accuracy | unigram baseline |")
@@ -30,6 +30,6 @@ print("|---|---:|---:|---:|")
 for name in ("character", "chinesebert"):
     ev = json.loads((work / name / "eval.json").read_text())
     report = (work / name / "report.md").read_text()
-    params = next(l for l in report.splitlines() if "parameters" in l).split(",")[-1].strip()
+    params = re.search(r"([\d,]+) parameters", report).group(1)
     print(f"| {name} | {params} | {ev['eval/mlm_acc']:.4f} | {ev['unigram_baseline_mlm_acc']:.4f} |")
 PY
