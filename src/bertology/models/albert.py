@@ -140,8 +140,3 @@ class AlbertForPreTraining(BertForPreTraining):
     def name_map(cls) -> NameMap:
         return ALBERT_ENCODER_NAMES.with_prefix("albert.", "bert.") + ALBERT_MLM_NAMES + ALBERT_SOP_NAMES
 
-
-def count_parameters(config: BertConfig) -> int:
-    """Parameters of the bare encoder (with pooler) for a config of either family."""
-    model_class = AlbertModel if isinstance(config, AlbertConfig) else BertModel
-    return model_class(config).num_parameters()
