@@ -6,10 +6,15 @@ from .models import (
     AlbertForMaskedLM,
     AlbertForPreTraining,
     AlbertModel,
+    AmbertConfig,
+    AmbertModel,
     BertConfig,
     BertForMaskedLM,
     BertForPreTraining,
     BertModel,
+    ChineseBertConfig,
+    ChineseBertForMaskedLM,
+    ChineseBertModel,
     RobertaConfig,
     RobertaForMaskedLM,
     RobertaModel,
@@ -19,12 +24,13 @@ from .models import (
     mean_pool,
     pool,
 )
-from .tokenization import Tokenizer
+from .tokenization import ByteLevelBPETokenizer, Tokenizer, load_tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbertConfig", "AmbertModel", "ChineseBertConfig", "ChineseBertForMaskedLM", "ChineseBertModel",
     "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
     "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "BertologyError", "CheckpointError",
-    "ConfigError", "Tokenizer", "cls_pool", "load", "max_pool", "mean_pool", "pool",
+    "ConfigError", "Tokenizer", "ByteLevelBPETokenizer", "load_tokenizer", "cls_pool", "load", "max_pool", "mean_pool", "pool",
 ]

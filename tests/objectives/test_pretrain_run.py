@@ -160,3 +160,17 @@ def test_roberta_recipe_with_byte_level_bpe(tmp_path):
     ids = torch.tensor([tok.encode(texts[0])[:40]])
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(ids).logits, ref(ids).logits, atol=1e-5, rtol=0)
+
+
+def test_ambert_recipe_trains_both_granularities(chinese, tmp_path):
+    run = tmp_path / "ambert"
+    overrides = _overrides(chinese, run, steps=4) + ["train.eval_every=4", "model.coarse_vocab_size=500"]
+    pretraining = Pretraining.build(load_config("ambert", overrides))
+    assert pretraining.model.config.coarse_vocab_size <= 505
+    result = pretraining.run()
+    assert result.step == 4
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss/mlm", "loss/mlm_coarse", "mlm_acc", "mlm_coarse_acc"} <= set(rows[0])
+    assert (run / "coarse_vocab.json").is_file()
+    model = load(run / "model")
+    assert type(model).__name__ == "AmbertModel" and model.coarse.encoder is model.fine.encoder

@@ -1,7 +1,9 @@
 """Model building blocks (embeddings, attention, encoder, heads) and the families built from them."""
 
 from .albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+from .ambert import AmbertConfig, AmbertModel
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
+from .chinesebert import ChineseBertConfig, ChineseBertForMaskedLM, ChineseBertModel
 from .config import BertConfig, preset_names
 from .outputs import EncoderOutput, MaskedLMOutput, PreTrainingOutput
 from .pooling import cls_pool, max_pool, mean_pool, pool
@@ -9,6 +11,7 @@ from .pretrained import PreTrainedModel, load
 from .roberta import RobertaConfig, RobertaForMaskedLM, RobertaModel
 
 __all__ = [
+    "AmbertConfig", "AmbertModel", "ChineseBertConfig", "ChineseBertForMaskedLM", "ChineseBertModel",
     "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
     "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "EncoderOutput", "MaskedLMOutput",
     "PreTrainedModel", "PreTrainingOutput", "cls_pool", "load", "max_pool", "mean_pool", "pool",

@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..data.coarse import AmbertCollator, CoarseVocabulary
 from ..data.collate import PretrainingCollator
 from ..data.formats import FormatConfig, PretrainingDataset, Specials, split_documents
 from ..data.maskers import MaskingConfig, build_masker
 from ..data.shards import TokenCorpus
 from ..errors import ConfigError
 from ..models.albert import AlbertConfig, AlbertModel
+from ..models.ambert import AmbertConfig, AmbertModel
 from ..models.bert import BertModel
 from ..models.chinesebert import ChineseBertConfig, ChineseBertModel
 from ..models.config import BertConfig
@@ -35,6 +37,7 @@ from ..training.data import ResumableLoader
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import from_mapping
+from .ambert import AmbertPretrainingModel
 from .model import PretrainingModel
 
 
@@ -105,6 +108,7 @@ FAMILIES: dict[str, tuple[type[BertConfig], type[BertModel]]] = {
     "albert": (AlbertConfig, AlbertModel),
     "roberta": (RobertaConfig, RobertaModel),
     "chinesebert": (ChineseBertConfig, ChineseBertModel),
+    "ambert": (AmbertConfig, AmbertModel),
 }
 
 
@@ -129,6 +133,8 @@ def _bert_config(spec: dict[str, Any], tokenizer: BaseTokenizer, max_length: int
     spec.setdefault("max_position_embeddings", max(512, max_length) + extra)
     if family == "roberta":
         spec.setdefault("type_vocab_size", 1)
+    if family == "ambert":
+        spec.setdefault("coarse_vocab_size", 20000)  # the cap; the vocabulary built from the corpus sets it
     return config_class.preset(preset, **spec), None
 
 
@@ -154,20 +160,29 @@ class Pretraining:
                               f"tokens, the tokenizer {config.tokenizer} has {tokenizer.vocab_size}")
         data = FormatConfig(**config.data) if config.data else FormatConfig()
         bert_config, pretrained = _bert_config(config.model, tokenizer, data.max_length)
-        encoder_class = next(m for c, m in FAMILIES.values() if type(bert_config) is c)
-        encoder = encoder_class.from_pretrained(pretrained) if pretrained else None
-        names = list(config.objectives)
-        if encoder is None:
-            needs_pooler = any(n in ("nsp", "sop", "order", "distance") for n in names)
-            encoder = encoder_class.for_tokenizer(bert_config, tokenizer, add_pooling_layer=needs_pooler)
-        if "pinyin_ids" in encoder.token_inputs and not corpus.has_pinyin:
-            raise ConfigError(f"{type(encoder).__name__} reads pinyin: prepare {config.corpus} with --record-pinyin")
-        model = PretrainingModel(bert_config, names, config.objective_options, encoder=encoder)
+        train_docs, eval_docs = split_documents(corpus.num_documents, data.eval_fraction, config.seed)
+        coarse_vocab = None
+        if isinstance(bert_config, AmbertConfig):
+            coarse_vocab = CoarseVocabulary.build(corpus, train_docs, bert_config.coarse_vocab_size)
+            bert_config.coarse_vocab_size = len(coarse_vocab)
+            if list(config.objectives) != ["mlm"]:
+                raise ConfigError("AMBERT pretrains with objectives {mlm: 1.0} (on both granularities)")
+            model = AmbertPretrainingModel(bert_config)
+        else:
+            encoder_class = next(m for c, m in FAMILIES.values() if type(bert_config) is c)
+            encoder = encoder_class.from_pretrained(pretrained) if pretrained else None
+            names = list(config.objectives)
+            if encoder is None:
+                needs_pooler = any(n in ("nsp", "sop", "order", "distance") for n in names)
+                encoder = encoder_class.for_tokenizer(bert_config, tokenizer, add_pooling_layer=needs_pooler)
+            if "pinyin_ids" in encoder.token_inputs and not corpus.has_pinyin:
+                raise ConfigError(f"{type(encoder).__name__} reads pinyin: prepare {config.corpus} "
+                                  "with --record-pinyin")
+            model = PretrainingModel(bert_config, names, config.objective_options, encoder=encoder)
         data = dataclasses.replace(data, pair_task=model.pair_task)
         if model.needs_case and corpus.case(0) is None:
             raise ConfigError(f"the capitalization objective needs case labels: prepare {config.corpus} "
                               "with --record-case")
-        train_docs, eval_docs = split_documents(corpus.num_documents, data.eval_fraction, config.seed)
         specials = Specials(tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
         train_set = PretrainingDataset(corpus, data, specials, train_docs, config.seed)
         eval_set = PretrainingDataset(corpus, data, specials, eval_docs, config.seed + 1) if len(eval_docs) else None
@@ -176,6 +191,9 @@ class Pretraining:
             masking = MaskingConfig.from_dict(config.masking, "masking: ")
             masker = build_masker(masking, tokenizer)
         collator = PretrainingCollator(masker, tokenizer.pad_token_id, config.seed)
+        if coarse_vocab is not None:
+            collator = AmbertCollator(collator, coarse_vocab, tokenizer.mask_token_id)
+            coarse_vocab.save(Path(config.run_dir) / "coarse_vocab.json")
         train = {"seed": config.seed, **config.train}
         train.setdefault("loss_weights", {k: float(v) for k, v in config.objectives.items()})
         return cls(config, tokenizer, corpus, model, train_set, eval_set, collator,

@@ -1,0 +1,86 @@
+"""AMBERT: fine-grained tokens (characters, word pieces) and coarse-grained tokens (words, phrases), each with
+its own embedding table, through one shared encoder (Zhang and Li, 2021).
+
+The two sides are two `BertModel`s whose encoder and pooler are the same module objects, so every encoder
+parameter is shared by construction; only the embedding tables differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .bert import BertModel
+from .checkpoint import NameMap, Rule
+from .config import BertConfig
+from .outputs import EncoderOutput
+from .pretrained import PreTrainedModel, register
+
+
+@dataclass
+class AmbertConfig(BertConfig):
+    #: size of the coarse-grained (word / phrase) vocabulary
+    coarse_vocab_size: int = 0
+    model_type: str = "ambert"
+
+    def validate(self, where: str = "") -> None:
+        super().validate(where)
+        if self.coarse_vocab_size <= 0:
+            raise ConfigError(f"{where}field 'coarse_vocab_size' must be positive, got {self.coarse_vocab_size}")
+
+    def coarse(self) -> BertConfig:
+        return BertConfig.from_dict({**self.to_dict(), "vocab_size": self.coarse_vocab_size, "model_type": "bert"})
+
+
+# Our own layout (transformers has no AMBERT): the fine side whole, the coarse side's embeddings only (its
+# encoder and pooler are the fine side's).
+AMBERT_NAMES = NameMap([Rule("fine.{rest}", "fine.{rest}"), Rule("coarse.embeddings.{rest}", "coarse.embeddings.{rest}")])
+
+
+@register("ambert", base=True)
+class AmbertModel(PreTrainedModel):
+    config_class = AmbertConfig
+
+    def __init__(self, config: AmbertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.fine = BertModel(config, add_pooling_layer=add_pooling_layer, unpad_inputs=unpad_inputs)
+        self.coarse = BertModel(config.coarse(), add_pooling_layer=False, unpad_inputs=unpad_inputs)
+        self.coarse.encoder = self.fine.encoder  # one encoder for both granularities
+        self.coarse.pooler = self.fine.pooler
+
+    @classmethod
+    def name_map(cls) -> NameMap:
+        return AMBERT_NAMES
+
+    @property
+    def unpad_inputs(self) -> bool:
+        return self.fine.unpad_inputs
+
+    @unpad_inputs.setter
+    def unpad_inputs(self, value: bool) -> None:
+        self.fine.unpad_inputs = self.coarse.unpad_inputs = value
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, coarse_ids: torch.Tensor | None = None,
+                coarse_attention_mask: torch.Tensor | None = None, coarse_token_type_ids: torch.Tensor | None = None,
+                **kwargs) -> tuple[EncoderOutput, EncoderOutput | None]:
+        """(fine output, coarse output); the coarse one is None when no coarse ids are given."""
+        fine = self.fine(input_ids, attention_mask, token_type_ids, **kwargs)
+        coarse = None
+        if coarse_ids is not None:
+            coarse = self.coarse(coarse_ids, coarse_attention_mask, coarse_token_type_ids, **kwargs)
+        return fine, coarse
+
+
+def agreement_loss(fine_logits: torch.Tensor, coarse_logits: torch.Tensor, combined_logits: torch.Tensor,
+                   labels: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """AMBERT's fine-tuning loss for classification, as we read the paper: cross-entropy of the fine, coarse
+    and combined ([CLS_fine; CLS_coarse]) classifiers, plus `weight` times the squared distance between the
+    fine and coarse predicted distributions, which asks the two granularities to agree."""
+    ce = sum(F.cross_entropy(logits.float(), labels) for logits in (fine_logits, coarse_logits, combined_logits))
+    gap = (fine_logits.float().softmax(-1) - coarse_logits.float().softmax(-1)).pow(2).sum(-1).mean()
+    return ce + weight * gap
