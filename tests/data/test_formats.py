@@ -59,10 +59,11 @@ def test_a_sentence_longer_than_the_limit_is_split_not_lost():
     assert total == 70
 
 
+@pytest.mark.parametrize("fmt", ["segment_pair", "sentence_pair"])
 @pytest.mark.parametrize("task,classes", [("nsp", 2), ("sop", 2), ("order", 3), ("distance", 3)])
-def test_pair_tasks_labels_match_where_b_came_from(task, classes):
+def test_pair_tasks_labels_match_where_b_came_from(task, classes, fmt):
     # documents longer than one instance, so a "same document, not adjacent" segment exists
-    corpus, ds = _dataset("segment_pair", task=task, max_length=32, docs=numbered_documents(6, 12))
+    corpus, ds = _dataset(fmt, task=task, max_length=32, docs=numbered_documents(6, 12))
     sentence_id = lambda tok: int(tok) - 10  # noqa: E731  (document * 12 + sentence, for these small corpora)
     labels = Counter()
     for i in range(len(ds)):
@@ -100,6 +101,9 @@ def test_pair_truncation_respects_the_limit_and_sentence_pairs_are_single_senten
     corpus, ds = _dataset("segment_pair", task="nsp", max_length=16)
     assert all(len(ds[i]["input_ids"]) <= 16 for i in range(len(ds)))
     corpus, ds = _dataset("sentence_pair", task="nsp", max_length=64)
+    assert len(ds) == corpus.num_sentences // 2  # every sentence used once, two per instance (8 per document)
+    labels = Counter(ds[i]["sentence_label"] for i in range(len(ds)))
+    assert labels[0] > 0.3 * len(ds) and labels[1] > 0.3 * len(ds)
     for i in range(len(ds)):
         ids = ds[i]["input_ids"]
         seps = np.flatnonzero(ids == SP.sep)

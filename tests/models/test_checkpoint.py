@@ -346,3 +346,21 @@ def test_mismatched_labels():
     ids = torch.ones(2, 5, dtype=torch.long)
     with pytest.raises(ValueError, match="labels"):
         model(ids, labels=torch.ones(2, 4, dtype=torch.long))
+
+
+def test_fresh_head_models_keep_a_zero_padding_row_and_bert_init():
+    import torch as _torch
+
+    from bertology import BertConfig as _Config
+    from bertology import BertForMaskedLM as _MLM
+    from bertology import BertForPreTraining as _PT
+
+    cfg = _Config(vocab_size=300, hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=96,
+                  initializer_range=0.02)
+    for cls in (_MLM, _PT):
+        _torch.manual_seed(0)
+        model = cls(cfg)
+        word = model.bert.embeddings.word.weight
+        assert _torch.count_nonzero(word[cfg.pad_token_id]) == 0
+        assert abs(float(word.std()) - 0.02) < 0.003  # initialised as BERT does, once
+        assert _torch.count_nonzero(model.mlm_head.decoder.bias) == 0

@@ -133,3 +133,24 @@ def test_objective_combinations_that_make_no_sense_are_refused():
         PretrainingModel(CFG, ["nsp", "sop"])
     with pytest.raises(ConfigError, match="rtd"):
         PretrainingModel(CFG, ["mlm", "rtd"])
+
+
+def test_rtd_refuses_families_it_cannot_share_embeddings_with():
+    from bertology import AlbertConfig, AlbertModel
+
+    cfg = AlbertConfig(vocab_size=60, hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=48, max_position_embeddings=40)
+    with pytest.raises(ConfigError, match="bert family only"):
+        PretrainingModel(cfg, ["rtd"], encoder=AlbertModel(cfg, add_pooling_layer=False))
+
+
+def test_continued_pretraining_adopts_the_pretrained_heads():
+    from bertology import BertForPreTraining
+
+    torch.manual_seed(0)
+    full = BertForPreTraining(CFG)
+    model = PretrainingModel(CFG, ["mlm", "nsp"], encoder=full.bert)
+    assert model.adopt_heads(full) == ["mlm", "nsp"]
+    for a, b in ((model.objectives["mlm"].head, full.mlm_head), (model.objectives["nsp"].head, full.sentence_head)):
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(p, q), name

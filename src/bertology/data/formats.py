@@ -154,16 +154,16 @@ class PretrainingDataset:
             rng = np.random.default_rng([self.seed, 2, di])
             i = 0
             while i < len(sentences):
-                target = 1 if single else self._target(rng, budget)
-                chunk, used = [], 0
-                while i < len(sentences) and (not chunk or used < target):
-                    chunk.append(sentences[i])
-                    used += int(self.lengths[sentences[i]])
-                    i += 1
-                    if single and len(chunk) == 2:
-                        break
-                if single and len(chunk) < 2 and i < len(sentences):
-                    continue
+                if single:  # consecutive sentences two by two: A is one sentence, B the next one
+                    chunk = sentences[i:i + 2]
+                    i += 2
+                else:
+                    target = self._target(rng, budget)
+                    chunk, used = [], 0
+                    while i < len(sentences) and (not chunk or used < target):
+                        chunk.append(sentences[i])
+                        used += int(self.lengths[sentences[i]])
+                        i += 1
                 a_end = 1 if single or len(chunk) < 2 else int(rng.integers(1, len(chunk)))
                 a, b = chunk[:a_end], chunk[a_end:]
                 plan = self._pair_with_task(task, a, b, sentences, docs, di, rng)

@@ -120,9 +120,10 @@ class BertModel(PreTrainedModel):
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
             raise ValueError(f"input_ids hold ids outside [0, vocab_size={self.config.vocab_size}): "
                              f"min {int(input_ids.min())}, max {int(input_ids.max())}")
-        if token_type_ids is not None and token_type_ids.numel():
-            if int(token_type_ids.max()) >= max(self.config.type_vocab_size, 1) or int(token_type_ids.min()) < 0:
-                raise ValueError(f"token_type_ids must lie in [0, type_vocab_size={self.config.type_vocab_size})")
+        segments = getattr(self.embeddings, "segment", None)  # ChineseBERT has none and ignores segments
+        if token_type_ids is not None and token_type_ids.numel() and segments is not None:
+            if int(token_type_ids.max()) >= segments.num_embeddings or int(token_type_ids.min()) < 0:
+                raise ValueError(f"token_type_ids must lie in [0, type_vocab_size={segments.num_embeddings})")
 
     def forward(
         self,

@@ -59,7 +59,14 @@ def init_bert_weights(module: nn.Module, std: float, keep: set[int] | None = Non
     Modules owning a parameter whose id is in `keep` (e.g. a decoder tied to trained embeddings) are left alone.
     """
     keep = keep or set()
+    # a decoder tied to an embedding table is initialised as that table (padding row included): only its bias
+    tables = {id(sub.weight) for sub in module.modules() if isinstance(sub, nn.Embedding)} | keep
+    keep_tied = {id(sub) for sub in module.modules() if isinstance(sub, nn.Linear) and id(sub.weight) in tables}
     for sub in module.modules():
+        if id(sub) in keep_tied:
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+            continue
         if any(id(p) in keep for p in sub.parameters(recurse=False)):
             continue
         if isinstance(sub, nn.Linear):

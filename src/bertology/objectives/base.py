@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..models.bert import BertModel
-from ..models.config import BertConfig
 from ..models.outputs import EncoderOutput
 
 Losses = dict[str, torch.Tensor]
@@ -36,7 +33,6 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-Builder = Callable[[BertConfig, BertModel, dict[str, Any]], Objective]
 OBJECTIVES: dict[str, type[Objective]] = {}
 
 

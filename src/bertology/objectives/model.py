@@ -74,6 +74,18 @@ class PretrainingModel(nn.Module):
             metrics.update(metric)
         return StepOutput(losses, metrics)
 
+    def adopt_heads(self, pretrained: nn.Module) -> list[str]:
+        """Continue from a pretrained head model: take its MLM and NSP/SOP heads where they fit."""
+        taken = []
+        if "mlm" in self.objectives and hasattr(pretrained, "mlm_head"):
+            self.objectives["mlm"].head.load_state_dict(pretrained.mlm_head.state_dict())
+            taken.append("mlm")
+        for name in ("nsp", "sop"):
+            if name in self.objectives and hasattr(pretrained, "sentence_head"):
+                self.objectives[name].head.load_state_dict(pretrained.sentence_head.state_dict())
+                taken.append(name)
+        return taken
+
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Export in the Hugging Face layout: BertForPreTraining (MLM + NSP/SOP), BertForMaskedLM (MLM) or
         BertModel (anything else, e.g. ELECTRA's discriminator encoder). Other task heads stay in the run's

@@ -29,7 +29,7 @@ from ..models.ambert import AmbertConfig, AmbertModel
 from ..models.bert import BertModel
 from ..models.chinesebert import ChineseBertConfig, ChineseBertModel
 from ..models.config import BertConfig
-from ..models.pretrained import read_config
+from ..models.pretrained import load, read_config
 from ..models.roberta import RobertaConfig, RobertaModel
 from ..tokenization import BaseTokenizer, load_tokenizer
 from ..training import TrainConfig, Trainer, TrainResult
@@ -170,7 +170,8 @@ class Pretraining:
             model = AmbertPretrainingModel(bert_config)
         else:
             encoder_class = next(m for c, m in FAMILIES.values() if type(bert_config) is c)
-            encoder = encoder_class.from_pretrained(pretrained) if pretrained else None
+            full = load(pretrained) if pretrained else None  # with its MLM / sentence heads, if the folder has them
+            encoder = (full.bert if hasattr(full, "bert") else full) if full is not None else None
             names = list(config.objectives)
             if encoder is None:
                 needs_pooler = any(n in ("nsp", "sop", "order", "distance") for n in names)
@@ -179,7 +180,14 @@ class Pretraining:
                 raise ConfigError(f"{type(encoder).__name__} reads pinyin: prepare {config.corpus} "
                                   "with --record-pinyin")
             model = PretrainingModel(bert_config, names, config.objective_options, encoder=encoder)
+            if full is not None:
+                model.adopt_heads(full)
         data = dataclasses.replace(data, pair_task=model.pair_task)
+        if model.pair_task and getattr(model, "bert", None) is not None:
+            segment = getattr(model.bert.embeddings, "segment", None)
+            if segment is not None and segment.num_embeddings < 2:
+                raise ConfigError(f"the '{model.pair_task}' objective puts two segments in each input, but this "
+                                  f"model has type_vocab_size={segment.num_embeddings}")
         if model.needs_case and corpus.case(0) is None:
             raise ConfigError(f"the capitalization objective needs case labels: prepare {config.corpus} "
                               "with --record-case")

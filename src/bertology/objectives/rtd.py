@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..models.activations import ACTIVATIONS
 from ..models.bert import BertModel
 from ..models.config import BertConfig
@@ -25,6 +26,10 @@ class ReplacedTokenDetection(Objective):
 
     def __init__(self, config: BertConfig, encoder: BertModel, options: dict[str, Any]) -> None:
         super().__init__()
+        if type(encoder) is not BertModel:
+            # ALBERT's narrower embeddings, RoBERTa's positions and ChineseBERT's pinyin inputs would each need
+            # their own generator; not built yet.
+            raise ConfigError(f"the rtd objective supports the bert family only, not {type(encoder).__name__}")
         layers = int(options.get("generator_layers", max(1, config.num_hidden_layers // 4)))
         self.temperature = float(options.get("temperature", 1.0))
         self.generator = BertModel(config.replace(num_hidden_layers=layers), add_pooling_layer=False)

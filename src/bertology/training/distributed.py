@@ -15,6 +15,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    #: where collective tensors live: nccl only reduces CUDA tensors
+    device: str = "cpu"
 
     @property
     def is_main(self) -> bool:
@@ -31,7 +33,7 @@ class World:
     def all_reduce_sum(self, values: list[float]) -> list[float]:
         if not self.distributed:
             return values
-        tensor = torch.tensor(values, dtype=torch.float64)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor)
         return tensor.tolist()
 
@@ -51,7 +53,8 @@ def init_world() -> World:
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
-    return World(rank=rank, size=size, local_rank=local_rank)
+    device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    return World(rank=rank, size=size, local_rank=local_rank, device=device)
 
 
 def device_for(world: World) -> torch.device:
