@@ -6,17 +6,7 @@
 set -euo pipefail
 work="${1:-runs/chinese-compare}"; steps="${2:-1000}"
 mkdir -p "$work"
-python -c "
-from bertology.assets import peoples_daily_sentences
-with open('$work/peoples_daily.txt', 'w', encoding='utf-8') as out:
-    for words in peoples_daily_sentences():
-        out.write(''.join(words) + '\n')
-"
-bertology tokenizer train "$work/peoples_daily.txt" -o "$work/tokenizer" --vocab-size 8000 --min-frequency 1 \
-  --limit-alphabet 7000
-bertology corpus prepare "$(python -c 'from bertology.assets import peoples_daily_path; print(peoples_daily_path())')" \
-  -o "$work/corpus" --tokenizer "$work/tokenizer" --input-format pku --chinese-words jieba --record-pinyin \
-  --overwrite --no-progress
+bash "$(dirname "$0")/prepare_peoples_daily.sh" "$work" --record-pinyin
 common=(--corpus "$work/corpus" --tokenizer "$work/tokenizer" --set train.max_steps="$steps"
         --set train.eval_every="$steps" --set train.save_every="$steps" --set train.progress=false)
 bertology pretrain chinesebert --run-dir "$work/chinesebert" "${common[@]}"
