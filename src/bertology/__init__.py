@@ -11,6 +11,9 @@ from .models import (
     BertConfig,
     BertForMaskedLM,
     BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
     ChineseBertConfig,
     ChineseBertForMaskedLM,
@@ -29,6 +32,7 @@ from .tokenization import ByteLevelBPETokenizer, Tokenizer, load_tokenizer
 __version__ = "0.1.0"
 
 __all__ = [
+    "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification",
     "AmbertConfig", "AmbertModel", "ChineseBertConfig", "ChineseBertForMaskedLM", "ChineseBertModel",
     "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
     "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "BertologyError", "CheckpointError",

@@ -9,8 +9,10 @@ from .outputs import EncoderOutput, MaskedLMOutput, PreTrainingOutput
 from .pooling import cls_pool, max_pool, mean_pool, pool
 from .pretrained import PreTrainedModel, load
 from .roberta import RobertaConfig, RobertaForMaskedLM, RobertaModel
+from .task_heads import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 
 __all__ = [
+    "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification",
     "AmbertConfig", "AmbertModel", "ChineseBertConfig", "ChineseBertForMaskedLM", "ChineseBertModel",
     "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
     "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "EncoderOutput", "MaskedLMOutput",

@@ -40,6 +40,9 @@ class BertConfig:
     pad_token_id: int = 0
     position_embedding_type: str = "absolute"
     classifier_dropout: float | None = None
+    #: task heads: label names by id (their count is num_labels) and how the loss reads labels
+    id2label: dict | None = None
+    problem_type: str | None = None
     model_type: str = "bert"
     architectures: list | None = None
     # Keys of a config.json that we carry through unchanged.
@@ -83,8 +86,20 @@ class BertConfig:
             )
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise ConfigError(f"{where}field 'pad_token_id' ({self.pad_token_id}) must lie in [0, vocab_size)")
+        if self.problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
+            raise ConfigError(f"{where}field 'problem_type' is {self.problem_type!r}; use regression, "
+                              "single_label_classification or multi_label_classification")
         if self.layer_norm_eps <= 0:
             raise ConfigError(f"{where}field 'layer_norm_eps' must be positive, got {self.layer_norm_eps}")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label) if self.id2label else 2
+
+    def with_labels(self, labels: int | list[str]) -> BertConfig:
+        """A copy for a task head with `labels` classes (a count, or their names in id order)."""
+        names = [f"LABEL_{i}" for i in range(labels)] if isinstance(labels, int) else list(labels)
+        return self.replace(id2label={str(i): name for i, name in enumerate(names)})
 
     @property
     def head_dim(self) -> int:
@@ -103,8 +118,11 @@ class BertConfig:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         merged = dict(self.extra)
         merged.update(data)
-        if merged.get("architectures") is None:
-            merged.pop("architectures", None)
+        for optional in ("architectures", "id2label", "problem_type"):
+            if merged.get(optional) is None:
+                merged.pop(optional, None)
+        if self.id2label is not None:
+            merged["label2id"] = {label: int(i) for i, label in self.id2label.items()}
         return dict(sorted(merged.items()))
 
     @classmethod
