@@ -1,0 +1,1 @@
+"""Fine-tuning helpers: choosing and combining encoder layers for task heads."""
