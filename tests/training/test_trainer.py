@@ -298,5 +298,5 @@ class _Step(torch.nn.Module):
 
 def test_losses_are_combined_with_their_weights(tmp_path):
     trainer = Trainer(_Step(), make_data(), _config(loss_weights={"second": 0.5}), tmp_path, collate=plain_collate)
-    total = trainer._total_loss(trainer.raw(None, None))
+    total = trainer.total_loss(trainer.raw(None, None))
     assert float(total.detach()) == pytest.approx(2.0 + 0.5 * 6.0)

@@ -1,5 +1,6 @@
 """The training engine: one loop (Trainer) for every objective, with checkpoints that never lose work."""
 
+from .callbacks import Callback
 from .checkpoints import CheckpointManager
 from .config import TrainConfig
 from .data import ResumableLoader, batch_seed
@@ -7,6 +8,6 @@ from .protocol import StepOutput, as_step_output
 from .trainer import Trainer, TrainingDiverged, TrainResult
 
 __all__ = [
-    "CheckpointManager", "ResumableLoader", "StepOutput", "TrainConfig", "TrainResult", "Trainer",
+    "Callback", "CheckpointManager", "ResumableLoader", "StepOutput", "TrainConfig", "TrainResult", "Trainer",
     "TrainingDiverged", "as_step_output", "batch_seed",
 ]

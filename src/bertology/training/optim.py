@@ -25,11 +25,12 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: TrainConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """AdamW over `groups` (default: `parameter_groups`); a group without "lr" gets the config's rate."""
     # The fused kernel does the whole update in one pass over memory: measured 4x faster than the foreach
     # path on CPU here (16 ms against 68 ms for a 7.8M-parameter matrix), and the fastest on CUDA too.
     return torch.optim.AdamW(
-        parameter_groups(model, config.weight_decay), lr=config.learning_rate,
+        groups or parameter_groups(model, config.weight_decay), lr=config.learning_rate,
         betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon, fused=True,
     )
 

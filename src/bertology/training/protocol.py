@@ -14,6 +14,8 @@ class StepOutput:
 
     losses: dict[str, torch.Tensor]
     metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    #: tensors callbacks may need (e.g. "logits" for self-distillation); never logged
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def as_step_output(out: Any) -> StepOutput:
@@ -25,14 +27,15 @@ def as_step_output(out: Any) -> StepOutput:
     if isinstance(out, StepOutput):
         return out
     if isinstance(out, dict) and "losses" in out:
-        return StepOutput(dict(out["losses"]), dict(out.get("metrics", {})))
+        return StepOutput(dict(out["losses"]), dict(out.get("metrics", {})), dict(out.get("outputs", {})))
     parts = out.to_dict() if hasattr(out, "to_dict") else (out if isinstance(out, dict) else None)
     if parts is not None:
+        logits = {k: v for k, v in parts.items() if k.endswith("logits") and isinstance(v, torch.Tensor)}
         named = {k[: -len("_loss")]: v for k, v in parts.items() if k.endswith("_loss") and v is not None}
         if named:
-            return StepOutput(named)
+            return StepOutput(named, outputs=logits)
         if parts.get("loss") is not None:
-            return StepOutput({"loss": parts["loss"]})
+            return StepOutput({"loss": parts["loss"]}, outputs=logits)
     raise TypeError(
         f"a trainable module must return named losses (StepOutput, a dict with 'losses', or an output with "
         f"'.loss'); got {type(out).__name__}"

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..errors import BertologyError, CheckpointError
 from ..utils.io import atomic_write
+from .callbacks import Callback
 from .checkpoints import Checkpoint, CheckpointManager, rng_state, set_rng_state
 from .config import TrainConfig
 from .data import ResumableLoader
@@ -111,8 +112,16 @@ class Trainer:
         eval_data: Sequence[Any] | None = None,
         eval_collate: Callable | None = None,
         run_config: dict[str, Any] | None = None,
+        callbacks: Sequence[Callback] = (),
+        param_groups: list[dict] | None = None,
+        evaluator: Callable[[nn.Module], dict[str, float]] | None = None,
     ) -> None:
+        """`param_groups` replaces the default AdamW groups (e.g. layer-wise learning rates; a group's "lr"
+        is its peak rate); `evaluator(model)` adds metrics that are not means over batches (F1, correlations)
+        to every evaluation, under "eval/<name>"."""
         self.config = config
+        self.callbacks = list(callbacks)
+        self.evaluator = evaluator
         self.run_dir = Path(run_dir)
         self.world: World = init_world()
         self.device = device_for(self.world)
@@ -127,7 +136,7 @@ class Trainer:
                                                shuffle=False, drop_last=False, rank=self.world.rank,
                                                world_size=self.world.size)
         self.run_config = {"train": config.to_dict(), **(run_config or {})}
-        self.optimizer = build_optimizer(self.raw, config)
+        self.optimizer = build_optimizer(self.raw, config, param_groups)
         per_epoch = max(1, len(self.loader) // config.gradient_accumulation)
         self.total_steps = config.max_steps or config.epochs * per_epoch
         self.scheduler = build_scheduler(self.optimizer, config, self.total_steps)
@@ -166,6 +175,8 @@ class Trainer:
                     log.rewind(self.step)
                 logger.info("resumed from %s (step %d, epoch %d, batch %d)", checkpoint.path, self.step,
                             self.epoch, self.batch_in_epoch)
+        for callback in self.callbacks:
+            callback.on_train_start(self)
         peak = matmul_peak_flops(torch.bfloat16 if cfg.bf16 else torch.float32, self.device.type)
         restore = self._install_signal_handlers()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and world.is_main),
@@ -190,23 +201,26 @@ class Trainer:
         cfg, world = self.config, self.world
         accum = cfg.gradient_accumulation
         micro = 0
-        autocast_device = self.device.type
         self.module.train()
         while self.step < self.total_steps:
             for batch in self.loader.epoch(self.epoch, self.batch_in_epoch):
                 self.batch_in_epoch += 1
                 batch = _to_device(batch, self.device)
                 examples, tokens = _count(batch)
+                if micro == 0:
+                    for callback in self.callbacks:
+                        callback.on_step_start(self)
                 sync = micro == accum - 1
                 no_sync = (self.module.no_sync() if world.distributed and not sync and not self.fsdp
                            and hasattr(self.module, "no_sync") else contextlib.nullcontext())
                 with no_sync:
-                    with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=cfg.bf16):
-                        out = as_step_output(self.module(**batch) if isinstance(batch, dict) else self.module(batch))
-                    total = self._total_loss(out)
+                    out = self.forward(batch, extra=True)
+                    total = self.total_loss(out)
                     bad = world.any(not math.isfinite(total.item()))
                     if not bad:
-                        (total / accum).backward()
+                        self.backward(total)
+                        for callback in self.callbacks:
+                            callback.after_backward(self, batch, out)
                 if bad:
                     micro = 0
                     window.discard_step()
@@ -222,11 +236,15 @@ class Trainer:
                     window.discard_step()
                     self._bad_step("gradient")
                     continue
+                for callback in self.callbacks:
+                    callback.before_optimizer_step(self)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
                 self.consecutive_bad = 0
+                for callback in self.callbacks:
+                    callback.on_step_end(self)
                 self.tokens_seen += window.step_tokens
                 window.end_step(float(norm))
                 bar.update(1)
@@ -243,7 +261,21 @@ class Trainer:
                 continue
         return "finished"
 
-    def _total_loss(self, out: StepOutput) -> torch.Tensor:
+    def forward(self, batch: Any, extra: bool = False) -> StepOutput:
+        """One forward pass under the run's precision; `extra` adds the callbacks' loss terms."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            out = as_step_output(self.module(**batch) if isinstance(batch, dict) else self.module(batch))
+            if extra:
+                for callback in self.callbacks:
+                    out.losses.update(callback.extra_losses(self, batch, out))
+        return out
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward of one micro-batch's loss, scaled for gradient accumulation."""
+        (loss / self.config.gradient_accumulation).backward()
+
+    def total_loss(self, out: StepOutput) -> torch.Tensor:
+        """The weighted sum of the named losses, in fp32."""
         weights = self.config.loss_weights
         terms = [weights.get(name, 1.0) * loss.float() for name, loss in out.losses.items()]
         if not terms:
@@ -291,15 +323,17 @@ class Trainer:
         for batch in self.eval_loader.epoch(0):
             batch = _to_device(batch, self.device)
             examples, _ = _count(batch)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
-                out = as_step_output(self.module(**batch) if isinstance(batch, dict) else self.module(batch))
-            for key, value in _scalars(out, self._total_loss(out)).items():
+            out = self.forward(batch)
+            for key, value in _scalars(out, self.total_loss(out)).items():
                 sums[key] = sums.get(key, 0.0) + value * examples
             count += examples
         keys = sorted(sums)
         reduced = self.world.all_reduce_sum([sums[k] for k in keys] + [count])
+        results = {f"eval/{k}": v / max(reduced[-1], 1.0) for k, v in zip(keys, reduced[:-1], strict=True)}
+        if self.evaluator is not None:
+            results.update({f"eval/{k}": float(v) for k, v in self.evaluator(self.raw).items()})
         self.module.train(was_training)
-        return {f"eval/{k}": v / max(reduced[-1], 1.0) for k, v in zip(keys, reduced[:-1], strict=True)}
+        return results
 
     def _evaluate_and_select(self, log: MetricsLog | None) -> str | None:
         cfg = self.config
@@ -395,6 +429,10 @@ class Trainer:
                 save_model(self.raw, str(tmp / "model.safetensors"))
             if not self.fsdp:
                 torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            callback_state = {f"{i}.{k}": v.detach().cpu().contiguous() for i, c in enumerate(self.callbacks)
+                              for k, v in c.state_dict().items()}
+            if callback_state:
+                save_file(callback_state, str(tmp / "callbacks.safetensors"))
             state = {
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "tokens_seen": self.tokens_seen, "skipped_steps": self.skipped_steps,
@@ -432,6 +470,11 @@ class Trainer:
             optimizer_file = path / "optimizer.pt"
         self.optimizer.load_state_dict(torch.load(optimizer_file, map_location=self.device, weights_only=True))
         self.scheduler.load_state_dict(state["scheduler"])
+        if (path / "callbacks.safetensors").is_file():
+            saved = load_file(str(path / "callbacks.safetensors"))
+            for i, callback in enumerate(self.callbacks):
+                prefix = f"{i}."
+                callback.load_state_dict({k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)})
         rank_file = path / f"rng-rank{self.world.rank}.json"
         if not rank_file.is_file():
             rank_file = path / "rng-rank0.json"
