@@ -6,7 +6,6 @@ Recipes (`bert`, `roberta`, `chinese-wwm`, `spanbert`, `electra`) are YAML files
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -36,7 +35,7 @@ from ..training import TrainConfig, Trainer, TrainResult
 from ..training.data import ResumableLoader
 from ..utils.io import atomic_write
 from ..utils.table import format_table
-from ..utils.typed import from_mapping
+from ..utils.typed import apply_overrides, from_mapping
 from .ambert import AmbertPretrainingModel
 from .model import PretrainingModel
 
@@ -74,23 +73,6 @@ def _read_yaml(source: str) -> tuple[dict[str, Any], str]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     return data, str(path)
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """`a.b=value` sets data["a"]["b"]; values are parsed as YAML (numbers, booleans, lists, null)."""
-    data = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form key.subkey=value")
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return data
 
 
 def load_config(source: str, overrides: list[str] | None = None) -> PretrainConfig:

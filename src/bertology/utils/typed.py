@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
 from typing import Any, TypeVar
+
+import yaml
 
 from ..errors import ConfigError
 
@@ -72,3 +75,20 @@ def from_mapping(cls: type[T], data: Any, where: str = "", required: tuple[str, 
     if extra_field is not None:
         setattr(obj, extra_field, strays)
     return obj
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`a.b=value` sets data["a"]["b"]; values are parsed as YAML (numbers, booleans, lists, null)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key.subkey=value")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
