@@ -11,3 +11,7 @@ class ConfigError(BertologyError, ValueError):
 
 class CheckpointError(BertologyError, ValueError):
     """A weights folder or file is missing, truncated, or does not fit the model."""
+
+
+class DataError(BertologyError, ValueError):
+    """A data file is unreadable, lacks a column, or has a row that does not fit its task; names file and line."""
