@@ -9,15 +9,25 @@ from torch import nn
 
 from .config import TrainConfig
 
+NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.RMSNorm)
+
+
+def no_decay_parameter_ids(model: nn.Module) -> set[int]:
+    """ids of the tensors weight decay leaves alone: biases, normalisation parameters and any other vector.
+
+    One rule for every grouping (plain AdamW groups, layer-wise learning rates), so they never disagree.
+    """
+    ids = set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if isinstance(module, NORM_TYPES) or name.endswith("bias") or param.dim() < 2:
+                ids.add(id(param))
+    return ids
+
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Decay matrices only: biases and normalisation scales are not shrunk toward zero (as in BERT)."""
-    norm_types = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.RMSNorm)
-    no_decay_ids = set()
-    for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
-            if isinstance(module, norm_types) or name.endswith("bias") or param.dim() < 2:
-                no_decay_ids.add(id(param))
+    no_decay_ids = no_decay_parameter_ids(model)
     decay, no_decay = [], []
     for param in model.parameters():  # each shared (tied) tensor once
         if param.requires_grad:
