@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -83,6 +84,16 @@ class Columns:
         for name, value in vars(self).items():
             if not (isinstance(value, str) and value) and not (name == "text_pair" and value is None):
                 raise ConfigError(f"columns.{name} must be a non-empty column name, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "") -> Columns:
+        """From a config mapping; an unknown key (a typo) is an error listing the known ones."""
+        data = dict(data or {})
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(k for k in data if k not in known)
+        if unknown:
+            raise ConfigError(f"{where}unknown column key(s) {unknown}; known keys: {known}")
+        return cls(**data)
 
 
 @dataclass
@@ -834,6 +845,15 @@ def clean(examples: Sequence[Example]) -> tuple[list[Example], CleanReport]:
         kept.append(example)
     report.kept = len(kept)
     return kept, report
+
+
+def shared_texts(train: Sequence[Example], other: Sequence[Example]) -> list[str]:
+    """Rows of `other` whose text(s) also occur in `train` (file:line), e.g. a test set that leaks.
+
+    Scores on such rows measure memory, not generalisation; separately supplied splits are checked.
+    """
+    seen = {_text_key(e) for e in train}
+    return [e.source for e in other if _text_key(e) in seen]
 
 
 def _sizes(n: int, fractions: Sequence[float]) -> list[int]:

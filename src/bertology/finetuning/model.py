@@ -162,6 +162,8 @@ class TaskModel(nn.Module):
         self.head_configs = dict(heads)
         self.base_path: str | None = None  # where the encoder came from, for adapter-only saves
         self.save_encoder = True
+        #: per task, how its data was read and encoded (columns, max_length, ...), kept for predict/evaluate
+        self.task_options: dict[str, dict[str, Any]] = {}
 
     @property
     def default_task(self) -> str:
@@ -229,7 +231,8 @@ class TaskModel(nn.Module):
         with atomic_path(folder / "heads.safetensors") as tmp:
             save_file(heads, str(tmp))
         description = {"tasks": {name: asdict(h) for name, h in self.head_configs.items()},
-                       "encoder": "encoder" if self.save_encoder else self.base_path}
+                       "encoder": "encoder" if self.save_encoder else self.base_path,
+                       "options": self.task_options}
         with atomic_write(folder / "task.json") as handle:
             json.dump(description, handle, indent=2, ensure_ascii=False)
         return folder
@@ -255,6 +258,7 @@ class TaskModel(nn.Module):
                 load_adapter(encoder, sub, sub.name)
         model = cls(encoder, heads)
         model.base_path = str(encoder_folder)
+        model.task_options = description.get("options", {})
         state = load_file(str(folder / "heads.safetensors"))
         for task, head in model.heads.items():
             prefix = f"{task}."

@@ -38,6 +38,16 @@ def check_type(name: str, value: Any, hint: Any, where: str = "") -> None:
         )
 
 
+def _yaml_float(value: Any, hint: Any) -> Any:
+    """YAML 1.1 reads `1e-3` (no dot) as a string; a float field takes it as the number it plainly is."""
+    if isinstance(value, str) and float in (hint, *typing.get_args(hint)):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def check_fields(obj: Any, where: str = "") -> None:
     """Type-check every field of a dataclass instance."""
     hints = typing.get_type_hints(type(obj))
@@ -65,8 +75,8 @@ def from_mapping(cls: type[T], data: Any, where: str = "", required: tuple[str, 
     obj = cls.__new__(cls)
     for name, f in fields.items():
         if name in data:
-            check_type(name, data[name], hints[name], where)
-            value = data[name]
+            value = _yaml_float(data[name], hints[name])
+            check_type(name, value, hints[name], where)
         elif f.default is not dataclasses.MISSING:
             value = f.default
         else:

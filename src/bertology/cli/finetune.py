@@ -1,0 +1,76 @@
+"""`bertology finetune`, `evaluate` and `predict`: train task heads, score them, and label new data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="fine-tune an encoder on one or more tasks from a YAML config",
+                       description="Fine-tune from CONFIG (YAML: model, tasks with their data files, method, "
+                                   "regularizers, train). Writes a run folder with config.yaml, metrics.jsonl, "
+                                   "checkpoints/, curves.png, report.md, results.json and model/.")
+    p.add_argument("config", help="YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, e.g. --set method=lora --set train.epochs=3 (repeatable)")
+    p.add_argument("--run-dir", help="run folder (same as --set run_dir=...)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p.set_defaults(run=run_finetune)
+
+    e = sub.add_parser("evaluate", help="score a fine-tuned model on a labelled file",
+                       description="Metrics of MODEL (a fine-tuned model folder) on DATA, as a table and JSON.")
+    e.add_argument("model", help="fine-tuned model folder (run_dir/model)")
+    e.add_argument("data", help="labelled file in the task's format")
+    e.add_argument("--task", help="task name (default: the model's first task)")
+    e.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad rows: stop or skip")
+    e.add_argument("-o", "--output", help="write the metrics as JSON here")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.set_defaults(run=run_evaluate)
+
+    r = sub.add_parser("predict", help="label a file with a fine-tuned model, JSONL out",
+                       description="Predictions of MODEL for every row of INPUT, one JSON object per line.")
+    r.add_argument("model", help="fine-tuned model folder (run_dir/model)")
+    r.add_argument("input", help="file in the task's format (labels not needed)")
+    r.add_argument("-o", "--output", required=True, help="JSONL file to write")
+    r.add_argument("--task", help="task name (default: the model's first task)")
+    r.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad rows: stop or skip")
+    r.add_argument("--batch-size", type=int, default=64)
+    r.set_defaults(run=run_predict)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from ..finetuning.pipeline import Finetuning, load_config
+
+    overrides = list(args.overrides) + ([f"run_dir={args.run_dir}"] if args.run_dir else [])
+    Finetuning(load_config(args.config, overrides)).run(resume=args.resume)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..finetuning.session import load_for_inference
+    from ..utils.io import atomic_write
+    from ..utils.table import print_table
+
+    session = load_for_inference(args.model, args.task)
+    task = session.read(args.data, "eval", args.on_error, require_labels=True)
+    metrics = session.evaluate(task, args.batch_size)
+    print_table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
+    if task.skipped.get("eval"):
+        print(f"skipped {task.skipped['eval']} bad rows of {args.data}")
+    if args.output:
+        with atomic_write(Path(args.output)) as handle:
+            json.dump({"task": session.name, "data": args.data, **metrics}, handle, indent=2)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..finetuning.session import load_for_inference
+
+    session = load_for_inference(args.model, args.task)
+    task = session.read(args.input, "predict", args.on_error, require_labels=False)
+    count = session.write_predictions(task, Path(args.output), args.batch_size)
+    skipped = task.skipped.get("predict", 0)
+    print(f"wrote {count} predictions to {args.output}" + (f"; skipped {skipped} bad rows" if skipped else ""))
+    return 0

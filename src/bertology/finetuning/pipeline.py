@@ -1,0 +1,436 @@
+"""A fine-tuning run from one YAML file: encoder, tasks and their data, method, regularizers, training.
+
+Every choice the literature compares is one field: `method` (full tuning, frozen features, adapters,
+LoRA), each head's `layers` and `pooling`, `layerwise_lr_decay`, `unfreezing`, `adversarial`, `mixout`,
+`self_ensemble` and `self_distillation`; `stages` makes two-stage (intermediate task first) training, and
+several tasks in one stage make multi-task training with a configurable task sampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import ConfigError
+from ..models import load
+from ..tokenization import load_tokenizer
+from ..training import TrainConfig, Trainer
+from ..training.callbacks import Callback
+from ..utils.io import atomic_write
+from ..utils.table import format_table
+from ..utils.typed import apply_overrides, from_mapping
+from .data import Columns, LabelSet, clean, read_examples, shared_texts, split
+from .features import Collator, encode
+from .model import HeadConfig, TaskModel
+from .predict import cache_features, evaluate_task
+
+logger = logging.getLogger("bertology")
+
+METHODS = ("full", "frozen", "adapter", "lora")
+SAMPLINGS = ("proportional", "uniform", "temperature")
+
+
+@dataclass
+class TaskConfig:
+    kind: str = "classification"
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    #: field names in the files (see finetuning.data.Columns)
+    columns: dict = field(default_factory=dict)
+    #: a label file (one per line); otherwise labels come from the training data
+    labels: str | None = None
+    #: split `train` into train/dev/test with these fractions when dev/test are not given
+    split: list | None = None
+    #: drop duplicate examples and every copy of a text with conflicting labels (before splitting)
+    clean: bool = False
+    max_length: int = 128
+    #: QA: tokens shared by consecutive windows of a long context
+    doc_stride: int = 64
+    #: QA: questions are cut to this many tokens
+    max_query_length: int = 64
+    #: tagging scheme for entity scores
+    scheme: str = "BIO"
+    #: HeadConfig fields: layers, layer, pooling, dropout, multi_label
+    head: dict = field(default_factory=dict)
+
+
+@dataclass
+class FinetuneConfig:
+    model: str = ""
+    tokenizer: str | None = None
+    run_dir: str = "runs/finetune"
+    seed: int = 42
+    tasks: dict = field(default_factory=dict)
+    #: task names per stage, trained in order (two-stage: [[intermediate], [target]]); default one stage
+    stages: list | None = None
+    method: str = "full"
+    #: adapter/LoRA options (finetuning.peft.PeftConfig fields)
+    peft: dict = field(default_factory=dict)
+    #: multi-task sampling of batches: proportional to size, uniform over tasks, or size ** (1 / temperature)
+    sampling: str = "proportional"
+    temperature: float = 2.0
+    layerwise_lr_decay: float = 1.0
+    #: "none", "gradual" (ULMFiT) or "sequential" (chain-thaw); unfreeze_every in steps (0: one epoch)
+    unfreezing: str = "none"
+    unfreeze_every: int = 0
+    #: {"name": "fgm" | "pgd" | "freelb" | "smart", ...options} or null
+    adversarial: dict | None = None
+    mixout: float = 0.0
+    #: {"every": steps, "last": snapshots} parameter averaging (self-ensemble) or null
+    self_ensemble: dict | None = None
+    #: weight of the self-distillation loss (teacher: the averaged parameters); 0 disables
+    self_distillation: float = 0.0
+    #: bad data rows: "raise" (stop with file and line) or "skip" (count and report)
+    on_error: str = "raise"
+    train: dict = field(default_factory=dict)
+
+    def validate(self, where: str = "") -> None:
+        if not self.model:
+            raise ConfigError(f"{where}field 'model' is required (an encoder folder)")
+        if not self.tasks:
+            raise ConfigError(f"{where}field 'tasks' needs at least one task")
+        for name, allowed, value in (("method", METHODS, self.method), ("sampling", SAMPLINGS, self.sampling),
+                                     ("unfreezing", ("none", "gradual", "sequential"), self.unfreezing),
+                                     ("on_error", ("raise", "skip"), self.on_error)):
+            if value not in allowed:
+                raise ConfigError(f"{where}field '{name}' must be one of {list(allowed)}, got {value!r}")
+        for stage in self.stages or []:
+            unknown = [t for t in stage if t not in self.tasks]
+            if unknown:
+                raise ConfigError(f"{where}stages name unknown task(s) {unknown}; tasks are {list(self.tasks)}")
+        if self.mixout and self.method in ("adapter", "lora"):
+            raise ConfigError(f"{where}mixout mixes tuned weights with the pretrained ones; with method "
+                              f"{self.method!r} the encoder's weights do not change, so it has nothing to do")
+        if self.method != "full" and self.unfreezing != "none":
+            raise ConfigError(f"{where}unfreezing applies to full tuning, not method {self.method!r}")
+
+
+def load_config(source: str | Path, overrides: list[str] | None = None) -> FinetuneConfig:
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    data = apply_overrides(data, overrides or [])
+    config = from_mapping(FinetuneConfig, data, f"{path}: ")
+    base = path.parent
+    for key in ("model", "tokenizer"):  # a folder beside the config wins over one in the working directory
+        value = getattr(config, key)
+        if value and not Path(value).is_absolute() and (base / value).exists():
+            setattr(config, key, str(base / value))
+    for task in config.tasks.values():  # data paths are relative to the config file
+        for key in ("train", "dev", "test", "labels"):
+            if isinstance(task, dict) and task.get(key) and not Path(task[key]).is_absolute():
+                task[key] = str(base / task[key])
+    config.validate(f"{path}: ")
+    return config
+
+
+def task_config(name: str, data: dict[str, Any]) -> TaskConfig:
+    return from_mapping(TaskConfig, data, f"task '{name}': ")
+
+
+@dataclass
+class TaskData:
+    """A task's examples, labels and encoded features, per split."""
+
+    name: str
+    config: TaskConfig
+    labels: LabelSet | None
+    examples: dict[str, list]
+    features: dict[str, list[dict]]
+    skipped: dict[str, int]
+
+
+def _read_task(name: str, config: TaskConfig, tokenizer: Any, on_error: str, seed: int) -> TaskData:
+    columns = Columns.from_dict(config.columns, f"task '{name}': ")
+    examples: dict[str, list] = {}
+    skipped: dict[str, int] = {}
+    for split_name in ("train", "dev", "test"):
+        path = getattr(config, split_name)
+        if path:
+            result = read_examples(path, config.kind, columns, on_error=on_error)
+            examples[split_name] = result.examples
+            skipped[split_name] = len(result.skipped)
+    if "train" not in examples:
+        raise ConfigError(f"task '{name}': field 'train' is required")
+    if config.clean:
+        for split_name, items in examples.items():
+            examples[split_name], report = clean(items)
+            logger.info("task %s %s: %s", name, split_name, report)
+    for split_name in ("dev", "test"):
+        leaked = shared_texts(examples["train"], examples.get(split_name, []))
+        if leaked:
+            logger.warning("task %s: %d %s example(s) also occur in train (first: %s); their scores flatter the "
+                           "model (set clean: true and split: to split one deduplicated file)",
+                           name, len(leaked), split_name, leaked[0])
+    if config.split and "dev" not in examples:
+        parts = split(examples["train"], tuple(config.split), seed)
+        examples.update(zip(("train", "dev", "test"), parts, strict=False))
+    labels = None
+    if config.kind in ("classification", "tagging"):
+        if config.labels:
+            labels = LabelSet.from_file(config.labels)
+            for split_name, items in examples.items():
+                labels.check_against(items, getattr(config, split_name) or config.train)
+        else:
+            labels = LabelSet.from_examples(examples["train"])
+    features = {
+        split_name: encode(items, tokenizer, config.kind, labels, max_length=config.max_length,
+                           doc_stride=config.doc_stride, max_query_length=config.max_query_length)
+        for split_name, items in examples.items()
+    }
+    return TaskData(name, config, labels, examples, features, skipped)
+
+
+def head_config(task: TaskData) -> HeadConfig:
+    names = list(task.labels.names) if task.labels is not None else []
+    return HeadConfig(kind=task.config.kind, labels=names, **task.config.head)
+
+
+class MultiTaskBatches:
+    """Pre-built single-task batches in a sampled order: every batch holds one task, so each head sees
+    its own inputs; `sampling` sets how often each task comes up (Stickland & Murray 2019)."""
+
+    def __init__(self, tasks: list[TaskData], collators: dict[str, Any], batch_size: int, sampling: str,
+                 temperature: float, seed: int, features: dict[str, list[dict]] | None = None,
+                 split: str = "train", drop_last: bool = True) -> None:
+        rng = np.random.default_rng(seed)
+        per_task: dict[str, list[dict]] = {}
+        for task in tasks:
+            items = (features or {}).get(task.name, task.features[split])
+            order = rng.permutation(len(items))
+            last = len(order) - batch_size + 1 if drop_last else len(order)
+            batches = [collators[task.name]([items[i] for i in order[s:s + batch_size]])
+                       for s in range(0, max(last, 0), batch_size)]
+            for b in batches:
+                b["task"] = task.name
+            per_task[task.name] = batches
+        empty = [name for name, batches in per_task.items() if not batches]
+        if empty:
+            raise ConfigError(f"task(s) {empty} have fewer {split} examples than one batch ({batch_size})")
+        sizes = np.array([len(b) for b in per_task.values()], dtype=np.float64)
+        total = int(sizes.sum())
+        if sampling == "proportional":
+            names = [name for name, batches in per_task.items() for _ in batches]
+        else:
+            weights = np.ones_like(sizes) if sampling == "uniform" else sizes ** (1.0 / temperature)
+            names = list(rng.choice(list(per_task), size=total, p=weights / weights.sum()))
+        cursor = dict.fromkeys(per_task, 0)
+        self.batches = []
+        for name in names:
+            pool = per_task[name]
+            self.batches.append(pool[cursor[name] % len(pool)])
+            cursor[name] += 1
+        self.counts = {name: names.count(name) for name in per_task}
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.batches[index]
+
+
+class TaskCollate:
+    """A task's collator that also names the task in the batch, so the model picks the right head."""
+
+    def __init__(self, collate: Callable, task: str) -> None:
+        self.collate, self.task = collate, task
+
+    def __call__(self, features: list[dict]) -> dict:
+        return {**self.collate(features), "task": self.task}
+
+
+def _first(items: list) -> Any:
+    return items[0]
+
+
+class Finetuning:
+    """Builds the model, data and callbacks from a FinetuneConfig and runs each stage with the Trainer."""
+
+    def __init__(self, config: FinetuneConfig) -> None:
+        self.config = config
+        self.tokenizer = load_tokenizer(config.tokenizer or config.model)
+        self.tasks = {name: _read_task(name, task_config(name, spec), self.tokenizer, config.on_error, config.seed)
+                      for name, spec in config.tasks.items()}
+        encoder = load(config.model)
+        encoder = getattr(encoder, "bert", encoder)  # a head model's encoder
+        self.model = TaskModel(encoder, {name: head_config(task) for name, task in self.tasks.items()})
+        self.model.base_path = str(Path(config.model).resolve())
+        self.model.task_options = {name: {k: v for k, v in dataclasses.asdict(task.config).items()
+                                          if k in ("columns", "max_length", "doc_stride", "max_query_length", "scheme")}
+                                   for name, task in self.tasks.items()}
+        self.collators = {name: Collator(self.tokenizer.pad_token_id, task.config.kind)
+                          for name, task in self.tasks.items()}
+        self.results: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------------------------- methods
+    def _prepare_method(self) -> None:
+        config, model = self.config, self.model
+        if config.method in ("adapter", "lora"):
+            from .peft import PeftConfig, add_adapter, freeze_except_adapters
+
+            add_adapter(model.encoder, "task", PeftConfig(kind=config.method, **config.peft))
+            freeze_except_adapters(model.encoder, "task")
+            model.save_encoder = False
+        elif config.method == "frozen":
+            model.encoder.requires_grad_(False)
+            model.save_encoder = False
+        if config.mixout:
+            from .regularizers import apply_mixout
+
+            apply_mixout(model.encoder, p=config.mixout)
+
+    def _callbacks(self) -> list[Callback]:
+        config = self.config
+        callbacks: list[Callback] = []
+        if config.unfreezing != "none":
+            from .schedules import GradualUnfreezing, SequentialUnfreezing
+
+            kind = GradualUnfreezing if config.unfreezing == "gradual" else SequentialUnfreezing
+            callbacks.append(kind(every=config.unfreeze_every or None))
+        if config.adversarial:
+            from .adversarial import build_adversarial
+
+            options = dict(config.adversarial)
+            callbacks.append(build_adversarial(options.pop("name", "fgm"), **options))
+        average = None
+        if config.self_ensemble or config.self_distillation:
+            from .ensemble import ParameterAverage
+
+            average = ParameterAverage(**(config.self_ensemble or {}))
+            callbacks.append(average)
+        if config.self_distillation:
+            from .ensemble import SelfDistillation
+
+            callbacks.append(SelfDistillation(average, weight=config.self_distillation))
+        self.average = average
+        return callbacks
+
+    def _param_groups(self, train: TrainConfig) -> list[dict] | None:
+        if self.config.layerwise_lr_decay == 1.0 and self.config.unfreezing == "none":
+            return None
+        from .schedules import layerwise_lr_groups
+
+        return layerwise_lr_groups(self.model, train.learning_rate, self.config.layerwise_lr_decay,
+                                   train.weight_decay, include_frozen=self.config.unfreezing != "none")
+
+    # ------------------------------------------------------------------------------------ running
+    def run(self, resume: bool = False) -> list[dict[str, Any]]:
+        config = self.config
+        self._prepare_method()
+        stages = config.stages or [list(self.tasks)]
+        run_dir = Path(config.run_dir)
+        for index, stage in enumerate(stages):
+            stage_dir = run_dir if len(stages) == 1 else run_dir / f"stage{index + 1}-{'+'.join(stage)}"
+            self._run_stage([self.tasks[name] for name in stage], stage_dir, resume)
+        self.model.save_pretrained(run_dir / "model")
+        self.tokenizer.save_pretrained(run_dir / "model" / "tokenizer")
+        self.write_report(run_dir)
+        return self.results
+
+    def _run_stage(self, tasks: list[TaskData], stage_dir: Path, resume: bool) -> None:
+        config = self.config
+        train = TrainConfig.from_dict({"seed": config.seed, **config.train}, "train: ")
+        start = time.perf_counter()
+        cached: dict[str, list[dict]] | None = None
+        self.cached_dev: dict[str, list[dict]] = {}
+        if config.method == "frozen":  # the encoder never changes: run it once, train only the heads
+            cached, self.cached_dev = {}, {}
+            for task in tasks:
+                collate = self.collators[task.name]
+                cached[task.name] = cache_features(self.model, task.name, task.features["train"], collate,
+                                                   train.batch_size, train.bf16)
+                if "dev" in task.features:
+                    self.cached_dev[task.name] = cache_features(self.model, task.name, task.features["dev"],
+                                                                collate, train.batch_size, train.bf16)
+            logger.info("cached frozen features in %.1f s", time.perf_counter() - start)
+        with_dev = [t for t in tasks if "dev" in t.features]
+        eval_data = eval_collate = None
+        if len(tasks) == 1 and cached is None:
+            task = tasks[0]
+            train_data, collate = task.features["train"], TaskCollate(self.collators[task.name], task.name)
+            if with_dev:
+                eval_data, eval_collate = task.features["dev"], collate
+        else:
+            train_data = MultiTaskBatches(tasks, self.collators, train.batch_size, config.sampling,
+                                          config.temperature, config.seed, cached)
+            collate = _first
+            if with_dev:
+                eval_data = MultiTaskBatches(with_dev, self.collators, train.batch_size, "proportional",
+                                             config.temperature, config.seed, self.cached_dev or None,
+                                             split="dev", drop_last=False)
+                eval_collate = _first
+            train = dataclasses.replace(train, batch_size=1)
+        if with_dev and "eval_every" not in config.train:  # default: score the dev set after every epoch
+            per_epoch = len(train_data) // train.batch_size // train.gradient_accumulation
+            train = dataclasses.replace(train, eval_every=max(1, per_epoch))
+        trainer = Trainer(self.model, train_data, train, stage_dir, collate=collate, eval_data=eval_data,
+                          eval_collate=eval_collate, run_config={"finetune": dataclasses.asdict(config)},
+                          callbacks=self._callbacks(), param_groups=self._param_groups(train),
+                          evaluator=self._evaluator(with_dev, train.batch_size) if with_dev else None)
+        result = trainer.train(resume=resume)
+        seconds = time.perf_counter() - start
+        if self.average is not None and config.self_ensemble:
+            from .ensemble import apply_average
+
+            apply_average(self.model, self.average.averaged_state())
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        for task in tasks:
+            for split_name in ("dev", "test"):
+                if split_name in task.features:
+                    metrics = evaluate_task(self.model, task, split_name, self.collators[task.name],
+                                            train.batch_size or 32)
+                    self.results.append({"task": task.name, "split": split_name, **metrics,
+                                         "trainable_parameters": trainable, "seconds": round(seconds, 1),
+                                         "steps": result.step})
+
+    def _evaluator(self, tasks: list[TaskData], batch_size: int) -> Callable[[TaskModel], dict[str, float]]:
+        """Dev-set scores that are not means over batches (F1, correlations, EM), per task."""
+        batch_size = max(batch_size, 32)
+
+        def evaluator(model: TaskModel) -> dict[str, float]:
+            values = {}
+            for task in tasks:
+                metrics = evaluate_task(model, task, "dev", self.collators[task.name], batch_size,
+                                        features=self.cached_dev.get(task.name))
+                prefix = f"{task.name}/" if len(tasks) > 1 else ""
+                values.update({f"{prefix}{k}": v for k, v in metrics.items()})
+            return values
+        return evaluator
+
+    def write_report(self, run_dir: Path) -> Path:
+        """report.md and results.json in the run folder, and the same table in the terminal."""
+        if not self.results:
+            return run_dir
+        info = ("trainable_parameters", "seconds", "steps")
+        headers = ["task", "split", "scores", "trainable parameters", "seconds", "steps"]
+        rows = [[r["task"], r["split"],
+                 ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in ("task", "split", *info)),
+                 f"{r['trainable_parameters']:,}", f"{r['seconds']:.1f}", str(r["steps"])] for r in self.results]
+        lines = [f"# Fine-tuning report: {run_dir}", "", f"- encoder: {self.config.model}",
+                 f"- method: {self.config.method}", "", format_table(headers, rows, markdown=True), ""]
+        for task in self.tasks.values():
+            if any(task.skipped.values()):
+                lines.append(f"- task {task.name}: skipped bad rows {task.skipped}")
+        with atomic_write(run_dir / "report.md") as handle:
+            handle.write("\n".join(lines))
+        with atomic_write(run_dir / "results.json") as handle:
+            json.dump(self.results, handle, indent=2)
+        print(format_table(headers, rows))
+        return run_dir / "report.md"
+
+
+__all__ = ["FinetuneConfig", "Finetuning", "MultiTaskBatches", "TaskConfig", "TaskData", "load_config"]

@@ -1,0 +1,89 @@
+"""A fine-tuned model ready to score or label files: the task, its label set and its data options travel
+in the model folder, so `evaluate` and `predict` read files exactly as training did."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, DataError
+from ..tokenization import load_tokenizer
+from ..utils.io import atomic_write
+from .data import Columns, LabelSet, read_examples
+from .features import Collator, encode
+from .model import TaskModel
+from .pipeline import TaskConfig, TaskData
+from .predict import evaluate_task, task_predictions
+
+
+@dataclass
+class Session:
+    model: TaskModel
+    tokenizer: Any
+    name: str
+    config: TaskConfig
+    labels: LabelSet | None
+
+    @property
+    def collate(self) -> Collator:
+        return Collator(self.tokenizer.pad_token_id, self.config.kind)
+
+    def read(self, path: str | os.PathLike, split: str, on_error: str = "raise",
+             require_labels: bool = True) -> TaskData:
+        """Read and encode a file; with labels, an unknown label is an error naming file and line (or a
+        counted skip with on_error="skip")."""
+        result = read_examples(path, self.config.kind, Columns.from_dict(self.config.columns), on_error=on_error,
+                               require_labels=require_labels)
+        examples = result.examples
+        skipped = len(result.skipped)
+        labels = self.labels if require_labels else None
+        if labels is not None and on_error == "skip":
+            known = set(labels.names)
+            keep = [e for e in examples if _labels_of(e) <= known]
+            skipped += len(examples) - len(keep)
+            examples = keep
+        if not examples:
+            raise DataError(f"{path}: no usable rows ({skipped} skipped as bad)")
+        features = encode(examples, self.tokenizer, self.config.kind, labels, max_length=self.config.max_length,
+                          doc_stride=self.config.doc_stride, max_query_length=self.config.max_query_length)
+        return TaskData(self.name, self.config, self.labels, {split: examples}, {split: features}, {split: skipped})
+
+    def evaluate(self, task: TaskData, batch_size: int = 64) -> dict[str, float]:
+        split = next(iter(task.features))
+        return evaluate_task(self.model, task, split, self.collate, batch_size)
+
+    def write_predictions(self, task: TaskData, output: Path, batch_size: int = 64) -> int:
+        split = next(iter(task.features))
+        predictions = task_predictions(self.model, task, split, self.collate, batch_size)
+        with atomic_write(output) as handle:
+            for example, prediction in zip(task.examples[split], predictions, strict=True):
+                record = {"source": example.source, "prediction": prediction}
+                if example.id is not None:
+                    record["id"] = example.id
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return len(predictions)
+
+
+def _labels_of(example: Any) -> set[str]:
+    label = example.label
+    if isinstance(label, list):
+        return set(label)
+    return {label}
+
+
+def load_for_inference(folder: str | os.PathLike, task: str | None = None) -> Session:
+    folder = Path(folder)
+    model = TaskModel.from_pretrained(folder).eval()
+    name = task or model.default_task
+    if name not in model.heads:
+        raise ConfigError(f"{folder}: no task {name!r}; the model has {list(model.heads)}")
+    options = model.task_options.get(name, {})
+    config = TaskConfig(**{**options, "kind": model.head_configs[name].kind})
+    names = model.head_configs[name].labels
+    labels = LabelSet(names) if names else None
+    tokenizer_dir = folder / "tokenizer"
+    tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.is_dir() else model.base_path)
+    return Session(model, tokenizer, name, config, labels)
