@@ -35,7 +35,7 @@ from ..training import TrainConfig, Trainer, TrainResult
 from ..training.data import ResumableLoader
 from ..utils.io import atomic_write
 from ..utils.table import format_table
-from ..utils.typed import apply_overrides, from_mapping
+from ..utils.typed import apply_overrides, from_mapping, load_yaml
 from .ambert import AmbertPretrainingModel
 from .model import PretrainingModel
 
@@ -66,10 +66,10 @@ def _read_yaml(source: str) -> tuple[dict[str, Any], str]:
     if not path.is_file():
         if source in recipe_names():
             text = (resources.files("bertology") / "recipes" / f"{source}.yaml").read_text(encoding="utf-8")
-            return yaml.safe_load(text) or {}, f"recipe '{source}'"
+            return load_yaml(text) or {}, f"recipe '{source}'"
         raise ConfigError(f"{source}: no such config file, and not a recipe ({', '.join(recipe_names())})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     return data, str(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, TypeVar
@@ -38,14 +39,20 @@ def check_type(name: str, value: Any, hint: Any, where: str = "") -> None:
         )
 
 
-def _yaml_float(value: Any, hint: Any) -> Any:
-    """YAML 1.1 reads `1e-3` (no dot) as a string; a float field takes it as the number it plainly is."""
-    if isinstance(value, str) and float in (hint, *typing.get_args(hint)):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-3` as a float, as YAML 1.2 does (YAML 1.1 wants a dot and makes it a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely (no Python objects), with YAML 1.2 exponent floats."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 def check_fields(obj: Any, where: str = "") -> None:
@@ -75,7 +82,7 @@ def from_mapping(cls: type[T], data: Any, where: str = "", required: tuple[str, 
     obj = cls.__new__(cls)
     for name, f in fields.items():
         if name in data:
-            value = _yaml_float(data[name], hints[name])
+            value = data[name]
             check_type(name, value, hints[name], where)
         elif f.default is not dataclasses.MISSING:
             value = f.default
@@ -100,5 +107,5 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = load_yaml(raw)
     return data
