@@ -43,6 +43,9 @@ class Callback:
     def on_step_end(self, trainer: Trainer) -> None:
         """After the optimizer step (`trainer.step` already counts it)."""
 
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Once, when the loop stops for any reason (even an error): undo what on_train_start installed."""
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors to keep in checkpoints so a resumed run continues exactly (e.g. a running average)."""
         return {}

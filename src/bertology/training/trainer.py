@@ -188,6 +188,8 @@ class Trainer:
         finally:
             bar.close()
             self._restore_signal_handlers(restore)
+            for callback in self.callbacks:
+                callback.on_train_end(self)
         if self.step != self.last_saved_step:
             self._save()
         result = TrainResult(self.step, stopped, self.run_dir, self._last_path(), self.best_step, self.best_value,

@@ -1,0 +1,382 @@
+"""Adversarial fine-tuning as training-loop callbacks: FGM, PGD, FreeLB and SMART.
+
+All four make the model robust to small changes of its input embeddings, which on small data sets
+acts as a strong regularizer:
+
+- **FGM** (Miyato et al. 2017) and **PGD** (Madry et al. 2018) perturb the word-embedding *weights*
+  along the loss gradient after the clean backward pass and add the gradient of the perturbed loss.
+- **FreeLB** (Zhu et al. 2020) perturbs the word-embedding *outputs* with a per-example delta that
+  ascends the loss for a few steps; the parameter gradient is the mean over the steps.
+- **SMART** (Jiang et al. 2020) adds a smoothness loss: the symmetric KL divergence between the
+  predictions on clean and on adversarially perturbed embeddings (MSE for regression).
+
+Each is chosen by name (``adversarial: {name: pgd, steps: 3}`` in a fine-tuning config). The word
+embedding is found as the model's ``...embeddings.word`` module, which every bertology family has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..training.callbacks import Callback
+from .regularizers import FGM, PGD
+
+if TYPE_CHECKING:
+    from ..training.protocol import StepOutput
+    from ..training.trainer import Trainer
+
+__all__ = ["ADVERSARIAL", "FGMCallback", "FreeLBCallback", "PGDCallback", "SMARTCallback", "build_adversarial",
+           "freelb_ascent", "freelb_init", "smart_ascent", "symmetric_kl", "word_embedding"]
+
+
+def word_embedding(model: nn.Module) -> nn.Embedding:
+    """The token-embedding table of a bertology model (through DDP's ``.module`` and task wrappers)."""
+    model = getattr(model, "module", model)
+    for name, module in model.named_modules():
+        if (name == "word" or name.endswith("embeddings.word")) and isinstance(module, nn.Embedding):
+            return module
+    raise ConfigError(f"adversarial training needs a word embedding named '...embeddings.word'; "
+                      f"{type(model).__name__} has none")
+
+
+def _logits(out: StepOutput) -> torch.Tensor:
+    logits = out.outputs.get("logits")
+    if logits is None:
+        raise ConfigError(f"this adversarial method compares predictions, but the model returned no 'logits' "
+                          f"output (it returned {sorted(out.outputs)})")
+    return logits
+
+
+class _WeightAttack(Callback):
+    """Shared by FGM and PGD: they change the embedding weights, which must be trainable and unsharded."""
+
+    def __init__(self) -> None:
+        self.attacks = 0
+        self.skipped = 0  # micro-batches whose embedding gradient was missing, zero or not finite
+
+    def _embedding(self, trainer: Trainer) -> nn.Embedding:
+        embedding = word_embedding(trainer.raw)
+        if getattr(trainer, "fsdp", False):
+            raise ConfigError(f"{type(self).__name__} perturbs the word-embedding weights, which FSDP shards; use "
+                              "distributed: ddp, or the freelb / smart methods")
+        if not embedding.weight.requires_grad:
+            raise ConfigError(f"{type(self).__name__} perturbs the word-embedding weights along their gradient, but "
+                              "they are frozen (method frozen, adapter or lora); use freelb or smart, which "
+                              "perturb the embedding outputs instead")
+        return embedding
+
+    def _extra_pass(self, trainer: Trainer, batch: Any) -> None:
+        trainer.backward(trainer.total_loss(trainer.forward(batch)))
+
+
+class FGMCallback(_WeightAttack):
+    """One extra pass with the embedding weights moved by ``epsilon * g / ||g||_2``."""
+
+    def __init__(self, epsilon: float = 1.0) -> None:
+        super().__init__()
+        if not epsilon > 0:
+            raise ConfigError(f"fgm: 'epsilon' must be positive, got {epsilon}")
+        self.epsilon = float(epsilon)
+        self.fgm: FGM | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.fgm = FGM(self._embedding(trainer), self.epsilon)
+
+    def after_backward(self, trainer: Trainer, batch: Any, out: StepOutput) -> None:
+        assert self.fgm is not None, "on_train_start was not called"
+        if not self.fgm.attack():
+            self.skipped += 1
+            return
+        try:
+            self._extra_pass(trainer, batch)
+        finally:
+            self.fgm.restore()
+        self.attacks += 1
+
+
+class PGDCallback(_WeightAttack):
+    """``steps`` projected ascent steps of size ``alpha`` within an L2 ball of radius ``epsilon``.
+
+    The clean gradient is kept aside while the intermediate steps probe the loss, then the gradient of
+    the last (most adversarial) pass is added to it.
+    """
+
+    def __init__(self, epsilon: float = 1.0, alpha: float = 0.3, steps: int = 3) -> None:
+        super().__init__()
+        if not (epsilon > 0 and alpha > 0):
+            raise ConfigError(f"pgd: 'epsilon' and 'alpha' must be positive, got {epsilon} and {alpha}")
+        if not (isinstance(steps, int) and steps >= 1):
+            raise ConfigError(f"pgd: 'steps' must be an integer >= 1, got {steps!r}")
+        self.epsilon, self.alpha, self.steps = float(epsilon), float(alpha), steps
+        self.pgd: PGD | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        params = [p for p in trainer.raw.parameters() if p.requires_grad]
+        self.pgd = PGD(self._embedding(trainer), self.epsilon, self.alpha, self.steps, params)
+
+    def after_backward(self, trainer: Trainer, batch: Any, out: StepOutput) -> None:
+        pgd = self.pgd
+        assert pgd is not None, "on_train_start was not called"
+        pgd.backup_grad()
+        try:
+            for t in range(self.steps):
+                if not pgd.attack(first=t == 0):
+                    self.skipped += 1
+                    break
+                if t < self.steps - 1:
+                    for p in pgd.params:
+                        p.grad = None
+                else:
+                    pgd.restore_grad()
+                self._extra_pass(trainer, batch)
+            else:
+                self.attacks += 1
+                return
+            pgd.restore_grad()  # a step found no usable direction: keep the clean gradient only
+        finally:
+            pgd.restore()
+
+
+class _OutputPerturbation(Callback):
+    """Adds ``self.delta`` to the word embedding's output while the model trains and a delta is set.
+
+    Perturbing outputs (not weights) works with frozen embeddings (adapters, LoRA) and touches only the
+    tokens of the batch.
+    """
+
+    def __init__(self) -> None:
+        self.delta: torch.Tensor | None = None
+        self.ids: torch.Tensor | None = None
+        self._handle: Any = None
+        self.embedding: nn.Embedding | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+        self.embedding = word_embedding(trainer.raw)
+        self._handle = self.embedding.register_forward_hook(self._hook)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        self.delta = self.ids = None
+
+    def _hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        self.ids = inputs[0]
+        delta = self.on_embed(output) if module.training else None
+        return output if delta is None else output + delta.to(output.dtype)
+
+    def on_embed(self, output: torch.Tensor) -> torch.Tensor | None:
+        """The delta to add to this forward's embedding output (None: none)."""
+        return self.delta
+
+    def token_mask(self) -> torch.Tensor:
+        """1.0 at real tokens, 0.0 at padding (by the embedding's padding id), shaped (batch, seq, 1)."""
+        assert self.ids is not None and self.embedding is not None
+        pad = self.embedding.padding_idx
+        mask = torch.ones_like(self.ids, dtype=torch.float32) if pad is None else (self.ids != pad).float()
+        return mask.unsqueeze(-1)
+
+
+def freelb_init(mask: torch.Tensor, hidden: int, init_mag: float, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
+    """The starting delta: zero, or uniform in [-1, 1] at real tokens scaled by ``init_mag / sqrt(n * hidden)``.
+
+    ``mask`` is (batch, seq, 1); ``n`` is each example's number of real tokens, so every example's
+    initial perturbation has about the same size whatever its length.
+    """
+    shape = (*mask.shape[:2], hidden)
+    if init_mag == 0:
+        return torch.zeros(shape)
+    delta = torch.rand(shape, generator=generator) * 2 - 1
+    delta = delta * mask
+    dims = mask.sum(dim=(1, 2)).clamp(min=1) * hidden
+    return delta * (init_mag / dims.sqrt()).view(-1, 1, 1)
+
+
+def freelb_ascent(delta: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, adv_lr: float, max_norm: float
+                  ) -> torch.Tensor:
+    """``delta + adv_lr * g / ||g||`` per example (padding masked), then shrunk into ``||delta|| <= max_norm``.
+
+    Norms are Frobenius norms over each example's (seq, hidden) block; ``max_norm == 0`` means no bound.
+    """
+    grad = grad.float() * mask
+    norm = grad.flatten(1).norm(dim=1).clamp(min=1e-8).view(-1, 1, 1)
+    delta = (delta + adv_lr * grad / norm) * mask
+    if max_norm > 0:
+        size = delta.flatten(1).norm(dim=1).view(-1, 1, 1)
+        delta = torch.where(size > max_norm, delta * (max_norm / size.clamp(min=1e-12)), delta)
+    return delta
+
+
+class FreeLBCallback(_OutputPerturbation):
+    """FreeLB: ``adv_steps`` forward-backward passes on ``embeddings + delta``; the gradient is their mean.
+
+    The clean pass of the training loop is the first step (its delta is the initial one, zero by
+    default); each later step first moves delta up its normalized gradient. With gradient accumulation
+    the earlier micro-batches' gradients are left as they are: only this micro-batch is averaged.
+    """
+
+    def __init__(self, adv_steps: int = 2, adv_lr: float = 0.1, init_mag: float = 0.0, max_norm: float = 0.0,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if not (isinstance(adv_steps, int) and adv_steps >= 1):
+            raise ConfigError(f"freelb: 'adv_steps' must be an integer >= 1, got {adv_steps!r}")
+        if not adv_lr > 0 or init_mag < 0 or max_norm < 0:
+            raise ConfigError(f"freelb: need adv_lr > 0, init_mag >= 0 and max_norm >= 0; got {adv_lr}, {init_mag}, "
+                              f"{max_norm}")
+        self.adv_steps, self.adv_lr, self.init_mag, self.max_norm = adv_steps, float(adv_lr), float(init_mag), \
+            float(max_norm)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._before: list[torch.Tensor | None] = []
+        self._params: list[nn.Parameter] = []
+        self._ascending = False  # inside after_backward's extra passes
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        super().on_train_start(trainer)
+        self._params = [p for p in trainer.raw.parameters() if p.requires_grad]
+
+    def on_embed(self, output: torch.Tensor) -> torch.Tensor | None:
+        if not self._ascending:  # the loop's clean forward: start this micro-batch's delta
+            mask = self.token_mask()
+            delta = freelb_init(mask.cpu(), output.shape[-1], self.init_mag, self.generator).to(output.device)
+            self.delta = delta.requires_grad_()
+        return self.delta
+
+    def extra_losses(self, trainer: Trainer, batch: Any, out: StepOutput) -> dict[str, torch.Tensor]:
+        # Before the clean backward: remember the gradient so far, so this micro-batch's part can be averaged.
+        self._before = [None if p.grad is None else p.grad.detach().clone() for p in self._params]
+        return {}
+
+    def after_backward(self, trainer: Trainer, batch: Any, out: StepOutput) -> None:
+        try:
+            if self.adv_steps > 1 and self.delta is not None and self.delta.grad is not None:
+                self._ascending = True
+                self._scale_micro_batch(1.0 / self.adv_steps)
+                mask = self.token_mask()
+                for _ in range(self.adv_steps - 1):
+                    delta = freelb_ascent(self.delta.detach(), self.delta.grad, mask, self.adv_lr, self.max_norm)
+                    self.delta = delta.requires_grad_()
+                    loss = trainer.total_loss(trainer.forward(batch))
+                    trainer.backward(loss / self.adv_steps)
+        finally:
+            self.delta, self._before, self._ascending = None, [], False
+
+    def _scale_micro_batch(self, factor: float) -> None:
+        """grad = before + factor * (grad - before): scale only what this micro-batch contributed."""
+        with torch.no_grad():
+            for p, before in zip(self._params, self._before, strict=True):
+                if p.grad is None:
+                    continue
+                if before is None:
+                    p.grad.mul_(factor)
+                else:
+                    p.grad.sub_(before).mul_(factor).add_(before)
+
+
+def symmetric_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """``KL(p || q) + KL(q || p)`` of the softmax distributions, averaged over the leading dimensions.
+
+    Each direction treats its target as a constant (as SMART's reference code does), so the gradient
+    of each term reaches only the logits in its ``log_softmax``.
+    """
+    p_logits, q_logits = p_logits.float(), q_logits.float()
+    p_logits = p_logits.reshape(-1, p_logits.shape[-1])
+    q_logits = q_logits.reshape(-1, q_logits.shape[-1])
+
+    def kl(target: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(inputs, -1), F.log_softmax(target.detach(), -1), reduction="batchmean",
+                        log_target=True)
+
+    return kl(p_logits, q_logits) + kl(q_logits, p_logits)
+
+
+def smart_ascent(noise: torch.Tensor, grad: torch.Tensor, step_size: float, epsilon: float) -> torch.Tensor:
+    """One SMART step: ``noise + step_size * g / ||g||_inf`` per token, projected into ``|noise| <= epsilon``."""
+    scale = grad.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
+    return (noise + step_size * grad / scale).clamp(-epsilon, epsilon)
+
+
+class SMARTCallback(_OutputPerturbation):
+    """SMART's smoothness-inducing adversarial regularizer, returned as the loss "smart".
+
+    Start from Gaussian noise (variance ``noise_var``) on the word-embedding outputs, take ``steps``
+    projected ascent steps on the divergence from the clean predictions, then add ``weight`` times the
+    symmetric KL between clean and perturbed predictions (MSE for one-output regression heads). The
+    Bregman proximal-point part of SMART is not included.
+    """
+
+    def __init__(self, weight: float = 1.0, epsilon: float = 1e-5, step_size: float = 1e-3, noise_var: float = 1e-5,
+                 steps: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        if not (isinstance(steps, int) and steps >= 0):
+            raise ConfigError(f"smart: 'steps' must be an integer >= 0, got {steps!r}")
+        if weight < 0 or not (epsilon > 0 and step_size > 0) or noise_var < 0:
+            raise ConfigError(f"smart: need weight >= 0, epsilon > 0, step_size > 0, noise_var >= 0; got {weight}, "
+                              f"{epsilon}, {step_size}, {noise_var}")
+        self.weight, self.epsilon, self.step_size = float(weight), float(epsilon), float(step_size)
+        self.noise_var, self.steps = float(noise_var), steps
+        self.generator = torch.Generator().manual_seed(seed)
+        self.active = False
+
+    def on_embed(self, output: torch.Tensor) -> torch.Tensor | None:
+        return self.delta if self.active else None
+
+    def extra_losses(self, trainer: Trainer, batch: Any, out: StepOutput) -> dict[str, torch.Tensor]:
+        clean = _logits(out)
+        divergence = _divergence(clean)
+        if self.embedding is None or self.ids is None:
+            raise ConfigError("SMARTCallback: on_train_start was not called")
+        shape = (*self.ids.shape, self.embedding.embedding_dim)
+        noise = torch.randn(shape, generator=self.generator) * math.sqrt(self.noise_var)
+        noise = noise.to(clean.device) * self.token_mask()
+        self.active = True
+        try:
+            for _ in range(self.steps):
+                self.delta = noise.requires_grad_()
+                probe = divergence(_logits(trainer.forward(batch)), clean.detach())
+                (grad,) = torch.autograd.grad(probe, self.delta)
+                if not torch.isfinite(grad).all():
+                    break
+                noise = smart_ascent(noise.detach(), grad, self.step_size, self.epsilon) * self.token_mask()
+            self.delta = noise.detach()
+            perturbed = _logits(trainer.forward(batch))
+        finally:
+            self.active, self.delta = False, None
+        return {"smart": self.weight * divergence(perturbed, clean)}
+
+
+def _divergence(logits: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if logits.shape[-1] == 1:  # regression
+        return lambda a, b: F.mse_loss(a.float(), b.float())
+    return symmetric_kl
+
+
+ADVERSARIAL: dict[str, type[Callback]] = {
+    "fgm": FGMCallback,
+    "pgd": PGDCallback,
+    "freelb": FreeLBCallback,
+    "smart": SMARTCallback,
+}
+
+
+def build_adversarial(name: str, **options: Any) -> Callback:
+    """The adversarial callback registered as `name`, with its options (errors name the bad option)."""
+    if name not in ADVERSARIAL:
+        raise ConfigError(f"adversarial: unknown method {name!r}; choose one of {sorted(ADVERSARIAL)}")
+    kind = ADVERSARIAL[name]
+    try:
+        return kind(**options)
+    except TypeError as error:
+        import inspect
+
+        known = [p for p in inspect.signature(kind.__init__).parameters if p != "self"]
+        raise ConfigError(f"adversarial {name}: bad options {sorted(options)} ({error}); it takes {known}") from None
