@@ -22,7 +22,7 @@ def test_help_lists_every_subcommand_and_each_has_help(capsys):
         main(["--help"])
     assert exc.value.code == 0
     listing = capsys.readouterr().out
-    for name in ("embed", "info", "tokenizer"):
+    for name in ("demo", "embed", "info", "tokenizer", "finetune", "evaluate", "predict", "task-data"):
         assert name in listing
         with pytest.raises(SystemExit) as exc:
             main([name, "--help"])

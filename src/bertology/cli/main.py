@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import BertologyError
-from . import corpus, embed, finetune, info, pretrain, tokenizer
+from . import corpus, demo, embed, finetune, info, pretrain, tokenizer
 
-COMMANDS = (embed, info, pretrain, finetune, tokenizer, corpus)
+COMMANDS = (demo, embed, info, pretrain, finetune, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:
