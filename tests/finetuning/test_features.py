@@ -9,8 +9,9 @@ import torch
 
 from bertology import BertConfig, BertModel
 from bertology.errors import DataError
-from bertology.finetuning.data import Example, LabelSet
+from bertology.finetuning.data import Example
 from bertology.finetuning.features import Collator, encode
+from bertology.finetuning.labels import LabelSet
 from bertology.finetuning.model import HeadConfig, TaskModel
 from bertology.finetuning.qa import answer_across_windows
 from bertology.finetuning.tagging import IGNORE_INDEX

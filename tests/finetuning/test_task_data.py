@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from bertology.errors import ConfigError, DataError
-from bertology.finetuning.data import Columns, Example, LabelSet, clean, read_examples, split
+from bertology.finetuning.cleaning import clean, split
+from bertology.finetuning.data import Columns, Example, read_examples
+from bertology.finetuning.labels import LabelSet
 
 
 def write(folder: Path, name: str, text: str) -> Path:

@@ -1,4 +1,4 @@
-"""Task files in, checked examples out: reading, label sets, cleaning and splitting.
+"""Task files in, checked examples out (label sets: `labels.py`; cleaning and splitting: `cleaning.py`).
 
 Users bring their own files, so every row is checked before it reaches a model, and a bad row is
 reported with its file and line rather than surfacing later as a shape error or a silently wrong score.
@@ -37,16 +37,14 @@ import json
 import logging
 import math
 import os
-import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +189,7 @@ class _Reader:
             )
         if not self.path.is_file():
             raise DataError(f"{self.name}: no such file")
-        text = _read_text(self.path)
+        text = read_text(self.path)
         if suffix == ".jsonl":
             self._read_jsonl(text)
         elif suffix in (".csv", ".tsv"):
@@ -229,7 +227,7 @@ class _Reader:
 
     # ------------------------------------------------------------------------------ formats
     def _read_jsonl(self, text: str) -> None:
-        for number, line in _numbered_lines(text):
+        for number, line in numbered_lines(text):
             source = f"{self.name}:{number}"
             self._add(source, self._jsonl_row, line, source)
 
@@ -303,7 +301,7 @@ class _Reader:
 
     def _read_conll(self, text: str) -> None:
         sentence: list[tuple[int, str]] = []
-        for number, line in [*_numbered_lines(text), (-1, "")]:
+        for number, line in [*numbered_lines(text), (-1, "")]:
             if line.strip():
                 if _conll_fields(line)[0] != "-DOCSTART-":
                     sentence.append((number, line))
@@ -603,7 +601,7 @@ def _id_lines(text: str) -> dict[str, list[int]]:
     return lines
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """The file as text; invalid UTF-8 is an error naming the line (a byte offset helps nobody)."""
     data = path.read_bytes()
     try:
@@ -613,7 +611,7 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path}:{line}: not valid UTF-8 ({exc.reason}); save the file as UTF-8") from None
 
 
-def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
+def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
     """(line number, line) pairs without line ends; trailing blank lines are dropped.
 
     Splits on newlines only: str.splitlines would also split on characters JSON strings may hold raw.
@@ -625,291 +623,5 @@ def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
         yield number, line.rstrip("\r")
 
 
-# --------------------------------------------------------------------------------------------- labels
-
-
-def _labels_of(example: Example) -> list[str]:
-    label = example.label
-    if label is None:
-        return []
-    if isinstance(label, list):
-        return label
-    if isinstance(label, str):
-        return [label]
-    raise DataError(f"{example.source}: label {label!r} is not a class name or tag; label sets are for "
-                    f"classification and tagging")
-
-
-class LabelSet:
-    """Label names in a fixed order, so ids mean the same thing in training, in a saved model and at
-    prediction time.  For tagging the names are the tags."""
-
-    def __init__(self, names: Iterable[str], source: str | None = None) -> None:
-        self.names: tuple[str, ...] = tuple(names)
-        self.source = source
-        where = f"{source}: " if source else ""
-        for name in self.names:
-            if not isinstance(name, str) or not name.strip():
-                raise DataError(f"{where}label names must be non-empty strings, got {name!r}")
-        repeated = sorted(n for n, k in Counter(self.names).items() if k > 1)
-        if repeated:
-            raise DataError(f"{where}label(s) {repeated} appear more than once")
-        self.label2id: dict[str, int] = {name: i for i, name in enumerate(self.names)}
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.label2id
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LabelSet) and other.names == self.names
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"LabelSet({list(self.names)!r})"
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.names))
-
-    def _known(self, limit: int = 30) -> str:
-        shown = list(self.names[:limit])
-        more = f" and {len(self.names) - limit} more" if len(self.names) > limit else ""
-        origin = f" (from {self.source})" if self.source else ""
-        return f"{shown}{more}{origin}"
-
-    def encode(self, label: str, source: str = "") -> int:
-        """The id of `label`; an unknown one (a class never seen in training) names the row and the
-        known labels, since predicting it is impossible and scoring it would silently count as wrong."""
-        try:
-            return self.label2id[label]
-        except (KeyError, TypeError):
-            where = f"{source}: " if source else ""
-            raise DataError(f"{where}unknown label {label!r}; the known labels are {self._known()}") from None
-
-    def multi_hot(self, labels: Sequence[str], source: str = "") -> list[float]:
-        """A 0/1 vector over the label set, for multi-label classification."""
-        vector = [0.0] * len(self)
-        for label in labels:
-            vector[self.encode(label, source)] = 1.0
-        return vector
-
-    def decode(self, index: int) -> str:
-        return self.names[index]
-
-    @classmethod
-    def from_examples(cls, examples: Iterable[Example]) -> LabelSet:
-        """Every label (or tag) in `examples`, sorted: the same data always gives the same ids."""
-        names: set[str] = set()
-        for example in examples:
-            names.update(_labels_of(example))
-        if not names:
-            raise DataError("no labels in the examples: a label set needs labelled training data or a label file")
-        return cls(sorted(names))
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike) -> LabelSet:
-        """One label per line, in id order.  Blank lines and repeats are errors naming the line: either
-        would shift or merge ids silently."""
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: no such label file")
-        seen: dict[str, int] = {}
-        for number, line in _numbered_lines(_read_text(path)):
-            name = line.strip()
-            if not name:
-                raise DataError(f"{path}:{number}: blank line in the label file (one label per line)")
-            if name in seen:
-                raise DataError(f"{path}:{number}: label {name!r} repeats line {seen[name]}")
-            seen[name] = number
-        if not seen:
-            raise DataError(f"{path}: the label file is empty (one label per line)")
-        return cls(seen, source=str(path))
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write one label per line (atomically), readable by :meth:`from_file`."""
-        path = Path(path)
-        with atomic_write(path) as handle:
-            handle.write("".join(f"{name}\n" for name in self.names))
-        return path
-
-    def unknown(self, examples: Iterable[Example]) -> dict[str, str]:
-        """Labels used by `examples` but absent here, each with the first row using it."""
-        missing: dict[str, str] = {}
-        for example in examples:
-            for label in _labels_of(example):
-                if label not in self.label2id and label not in missing:
-                    missing[label] = example.source
-        return missing
-
-    def check_against(self, examples: Sequence[Example], path: str | os.PathLike | None = None) -> list[str]:
-        """Compare this (file) label set with the labels in the data.
-
-        Labels in the data that the set lacks are an error naming the first row of each: the model
-        could never predict them.  Labels of the set that the data never uses are only worth a warning
-        (a small dev set may simply lack a rare class); the warnings are logged and returned.
-        """
-        data = f" {path}" if path else " the data"
-        origin = self.source or "the label set"
-        missing = self.unknown(examples)
-        if missing:
-            listed = ", ".join(f"{label!r} (first at {source})" for label, source in missing.items())
-            raise DataError(f"{origin} does not list label(s) used in{data}: {listed}; "
-                            f"its labels are {self._known()}")
-        used: set[str] = set()
-        for example in examples:
-            used.update(_labels_of(example))
-        unused = [name for name in self.names if name not in used]
-        warnings = []
-        if unused:
-            message = f"{origin}: label(s) {unused} never occur in{data}"
-            logger.warning("%s", message)
-            warnings.append(message)
-        return warnings
-
-
-# --------------------------------------------------------------------------------- cleaning, splitting
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    return value
-
-
-def _text_key(example: Example) -> Any:
-    return (_freeze(example.text), example.text_pair, _freeze(example.choices))
-
-
-def _label_key(example: Example) -> Any:
-    return (_freeze(example.label), _freeze(example.answers))
-
-
-@dataclass
-class CleanReport:
-    """What :func:`clean` dropped and why."""
-
-    total: int = 0
-    kept: int = 0
-    #: exact repeats (same text(s), same label) dropped after their first copy
-    duplicates: int = 0
-    #: distinct texts seen with more than one label
-    conflicting_texts: int = 0
-    #: every copy of those texts, all dropped
-    conflicting_examples: int = 0
-    #: the first row of each conflicting text (up to 20), to look at
-    conflicts: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        text = (f"kept {self.kept} of {self.total} examples: dropped {self.duplicates} exact duplicate(s) and "
-                f"{self.conflicting_examples} copies of {self.conflicting_texts} text(s) with conflicting labels")
-        if self.conflicts:
-            text += f" (e.g. {', '.join(self.conflicts[:5])})"
-        return text
-
-
-def clean(examples: Sequence[Example]) -> tuple[list[Example], CleanReport]:
-    """Drop exact duplicates (keeping the first) and every copy of a text labelled in conflicting ways.
-
-    Duplicates inflate some examples' weight and, worse, can land in both train and test after a split;
-    a text with two labels cannot be learned and whichever copy reaches the test set is a coin flip, so
-    none is kept.  Run it before :func:`split`.
-    """
-    labels_by_text: dict[Any, set[Any]] = {}
-    first_source: dict[Any, str] = {}
-    for example in examples:
-        key = _text_key(example)
-        labels_by_text.setdefault(key, set()).add(_label_key(example))
-        first_source.setdefault(key, example.source)
-    conflicting = {key for key, labels in labels_by_text.items() if len(labels) > 1}
-    report = CleanReport(total=len(examples), conflicting_texts=len(conflicting))
-    report.conflicts = [first_source[k] for k in first_source if k in conflicting][:20]
-    seen: set[Any] = set()
-    kept: list[Example] = []
-    for example in examples:
-        key = _text_key(example)
-        if key in conflicting:
-            report.conflicting_examples += 1
-            continue
-        if key in seen:
-            report.duplicates += 1
-            continue
-        seen.add(key)
-        kept.append(example)
-    report.kept = len(kept)
-    return kept, report
-
-
-def shared_texts(train: Sequence[Example], other: Sequence[Example]) -> list[str]:
-    """Rows of `other` whose text(s) also occur in `train` (file:line), e.g. a test set that leaks.
-
-    Scores on such rows measure memory, not generalisation; separately supplied splits are checked.
-    """
-    seen = {_text_key(e) for e in train}
-    return [e.source for e in other if _text_key(e) in seen]
-
-
-def _sizes(n: int, fractions: Sequence[float]) -> list[int]:
-    """Split n into parts by largest remainder, so the sizes always add up to n."""
-    raw = [f * n for f in fractions]
-    sizes = [math.floor(r) for r in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - sizes[i]), i))
-    for i in order[: n - sum(sizes)]:
-        sizes[i] += 1
-    return sizes
-
-
-def split(
-    examples: Sequence[Example],
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    stratify: bool = False,
-) -> list[list[Example]]:
-    """Shuffle with `seed` and cut into parts of the given fractions (which must sum to 1).
-
-    The same examples, fractions and seed always give the same parts; within a part the file order is
-    kept.  ``stratify=True`` splits each label separately, so a rare class reaches every part in
-    proportion (classification and multiple choice labels; not tags).
-    """
-    fractions = [float(f) for f in fractions]
-    if not fractions or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions must be non-negative and sum to 1, got {fractions}")
-    rng = random.Random(seed)
-    if stratify:
-        groups: dict[Any, list[int]] = {}
-        for i, example in enumerate(examples):
-            if isinstance(example.label, list) or example.label is None:
-                raise DataError(f"{example.source}: stratified splitting needs one label per example, "
-                                f"got {example.label!r}")
-            groups.setdefault(example.label, []).append(i)
-        pools = [groups[key] for key in sorted(groups, key=repr)]
-    else:
-        pools = [list(range(len(examples)))]
-    parts: list[list[int]] = [[] for _ in fractions]
-    for pool in pools:
-        rng.shuffle(pool)
-        start = 0
-        for part, size in zip(parts, _sizes(len(pool), fractions), strict=True):
-            part.extend(pool[start : start + size])
-            start += size
-    return [[examples[i] for i in sorted(part)] for part in parts]
-
-
-__all__ = [
-    "KINDS",
-    "CleanReport",
-    "Columns",
-    "Example",
-    "LabelSet",
-    "ReadResult",
-    "clean",
-    "read_examples",
-    "split",
-]
+__all__ = ["CONLL_SUFFIXES", "KINDS", "Columns", "Example", "ReadResult", "numbered_lines", "read_examples",
+           "read_text"]

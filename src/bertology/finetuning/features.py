@@ -31,7 +31,8 @@ import torch
 from tokenizers import pre_tokenizers
 
 from ..errors import ConfigError, DataError
-from .data import KINDS, Example, LabelSet
+from .data import KINDS, Example
+from .labels import LabelSet
 from .tagging import IGNORE_INDEX, align_labels
 
 logger = logging.getLogger(__name__)

@@ -29,8 +29,10 @@ from ..training.callbacks import Callback
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import apply_overrides, from_mapping, load_yaml
-from .data import Columns, LabelSet, clean, read_examples, shared_texts, split
+from .cleaning import clean, shared_texts, split
+from .data import Columns, read_examples
 from .features import Collator, encode
+from .labels import LabelSet
 from .model import HeadConfig, TaskModel
 from .predict import cache_features, evaluate_task
 

@@ -12,8 +12,9 @@ from typing import Any
 from ..errors import ConfigError, DataError
 from ..tokenization import load_tokenizer
 from ..utils.io import atomic_write
-from .data import Columns, LabelSet, read_examples
+from .data import Columns, read_examples
 from .features import Collator, encode
+from .labels import LabelSet
 from .model import TaskModel
 from .pipeline import TaskConfig, TaskData
 from .predict import evaluate_task, task_predictions
