@@ -51,7 +51,7 @@ def regularizer_rows() -> list[tuple[str, list[str]]]:
     return [("none", []), ("FGM (epsilon 1)", ["adversarial={name: fgm, epsilon: 1.0}"]),
             ("PGD (3 steps)", ["adversarial={name: pgd, steps: 3}"]),
             ("FreeLB (2 steps)", ["adversarial={name: freelb, adv_steps: 2}"]),
-            ("SMART (weight 1)", ["adversarial={name: smart, weight: 1.0}"]),
+            ("SMART (weight 1, epsilon 1e-3)", ["adversarial={name: smart, weight: 1.0, epsilon: 1e-3}"]),
             ("Mixout 0.1", ["mixout=0.1"]), ("self-ensemble (last 5)", ["self_ensemble={every: 50, last: 5}"]),
             ("self-distillation 1.0", ["self_distillation=1.0"]),
             ("layer-wise LR decay 0.8", ["layerwise_lr_decay=0.8"]),

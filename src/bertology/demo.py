@@ -15,7 +15,8 @@ from .assets import model_path
 from .finetuning.corpora import write_task
 from .finetuning.pipeline import FinetuneConfig, Finetuning
 from .finetuning.session import load_for_inference
-from .utils.table import print_table
+from .utils.io import atomic_write
+from .utils.table import format_table, print_table
 
 #: definitions written for the demo (not from WordNet), with the lexicographer file a lexicographer would pick
 NEW_GLOSSES = [
@@ -51,8 +52,9 @@ def run_demo(out: Path, train: int = 3000, epochs: int = 2) -> dict[str, list[di
         test = next(r for r in rows_ if r["split"] == "test")
         rows.append([method, f"{test['accuracy']:.4f}", f"{test['macro_f1']:.4f}",
                      f"{test['trainable_parameters']:,}", f"{test['seconds']:.0f}"])
+    header = ["method", "accuracy", "macro F1", "trainable parameters", "seconds"]
     print("\nheld-out WordNet glosses (45 classes):")
-    print_table(["method", "accuracy", "macro F1", "trainable parameters", "seconds"], rows)
+    print_table(header, rows)
 
     best = max(results, key=lambda m: next(r["accuracy"] for r in results[m] if r["split"] == "test"))
     new = out / "new-glosses.jsonl"
@@ -61,8 +63,19 @@ def run_demo(out: Path, train: int = 3000, epochs: int = 2) -> dict[str, list[di
     predictions = out / "new-glosses.predictions.jsonl"
     session.write_predictions(session.read(new, "predict", require_labels=False), predictions)
     labels = [json.loads(line)["prediction"] for line in predictions.open(encoding="utf-8")]
+    labelled = [[text, label, gold] for (text, gold), label in zip(NEW_GLOSSES, labels, strict=True)]
     print(f"\nnew definitions, labelled by the {best} model (bertology predict {out / best / 'model'} ...):")
-    print_table(["definition", "predicted", "expected"],
-                [[text, label, gold] for (text, gold), label in zip(NEW_GLOSSES, labels, strict=True)])
-    print(f"\nreports: {out / 'full' / 'report.md'}, {out / 'lora' / 'report.md'}; curves: {out}/*/curves.png")
+    print_table(["definition", "predicted", "expected"], labelled)
+    report = out / "report.md"
+    with atomic_write(report) as handle:
+        handle.write(f"# bertology demo\n\nall-MiniLM-L6-v2 fine-tuned on {train} WordNet glosses for {epochs} epoch(s) "
+                     "to name their lexicographer file (45 classes); scores on held-out glosses.\n\n"
+                     f"{format_table(header, rows, markdown=True)}\n\n## New definitions, labelled by the {best} "
+                     f"model\n\n{format_table(['definition', 'predicted', 'expected'], labelled, markdown=True)}\n\n"
+                     f"Per-method reports: `{method_reports(out)}`; learning curves: `*/curves.png`.\n")
+    print(f"\nreport: {report} (per method: {method_reports(out)}; curves: {out}/*/curves.png)")
     return results
+
+
+def method_reports(out: Path) -> str:
+    return ", ".join(str(out / method / "report.md") for method in ("full", "lora"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from bertology.cli.main import main
 
@@ -14,6 +15,8 @@ def test_demo_fine_tunes_minilm_and_labels_new_glosses(tmp_path, capsys):
     for method in ("full", "lora"):
         test = next(r for r in json.loads((tmp_path / method / "results.json").read_text()) if r["split"] == "test")
         assert test["accuracy"] > 0.2  # the majority class (adj.all) is about 0.12 of the glosses
+    report = (tmp_path / "report.md").read_text()
+    assert re.search(r"^\| full +\|", report, re.M) and re.search(r"^\| lora +\|", report, re.M)
     predictions = (tmp_path / "new-glosses.predictions.jsonl").read_text().splitlines()
     assert len(predictions) == 6 and all(json.loads(p)["prediction"].count(".") == 1 for p in predictions)
 

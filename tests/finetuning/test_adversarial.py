@@ -19,6 +19,7 @@ from bertology.finetuning.adversarial import (
     build_adversarial,
     freelb_ascent,
     freelb_init,
+    prediction_divergence,
     smart_ascent,
     symmetric_kl,
     word_embedding,
@@ -222,6 +223,25 @@ def test_freelb_callback_averages_the_gradient_over_its_ascent_steps(tmp_path) -
     assert_grads(record.grads, expected)
 
 
+def test_freelb_random_start_and_norm_bound_by_hand(tmp_path) -> None:
+    reference = Tiny()
+    mask = (IDS != 0).float().unsqueeze(-1)
+    uniform = torch.rand((3, 4, 4), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    lengths = mask.sum(dim=(1, 2))
+    delta = (uniform * mask * (1.0 / (lengths * 4).sqrt()).view(-1, 1, 1)).requires_grad_()
+    per_step = []
+    for _ in range(2):
+        reference.zero_grad(set_to_none=True)
+        F.cross_entropy(reference.logits(IDS, reference.embeddings.word(IDS) + delta), LABELS).backward()
+        per_step.append({n: p.grad.detach().clone() for n, p in reference.named_parameters()})
+        grad = delta.grad * mask
+        step = (delta.detach() + 0.5 * grad / grad.flatten(1).norm(dim=1).view(-1, 1, 1)) * mask
+        size = step.flatten(1).norm(dim=1).view(-1, 1, 1)
+        delta = torch.where(size > 0.3, step * 0.3 / size, step).requires_grad_()
+    record = one_step(Tiny(), FreeLBCallback(adv_steps=2, adv_lr=0.5, init_mag=1.0, max_norm=0.3), tmp_path)
+    assert_grads(record.grads, add(*per_step, scale=1 / 2))
+
+
 def test_freelb_with_gradient_accumulation_averages_only_its_own_micro_batch(tmp_path) -> None:
     """Two micro-batches of one example each: each is averaged over its steps, then they are summed."""
     reference = Tiny()
@@ -255,7 +275,7 @@ def test_smart_loss_is_the_symmetric_kl_at_the_noise_it_computes(tmp_path) -> No
         clean = reference.logits(IDS)
     mask = (IDS != 0).float().unsqueeze(-1)
     # the callback's own generator (seed 0) draws the starting noise
-    noise = torch.randn((3, 4, 4), generator=torch.Generator().manual_seed(0)) * math.sqrt(1e-2) * mask
+    noise = (torch.randn((3, 4, 4), generator=torch.Generator().manual_seed(0)) * 0.1).clamp(-0.1, 0.1) * mask
     noise.requires_grad_()
     probe = symmetric_kl(reference.logits(IDS, reference.embeddings.word(IDS) + noise), clean)
     (grad,) = torch.autograd.grad(probe, noise)
@@ -265,19 +285,25 @@ def test_smart_loss_is_the_symmetric_kl_at_the_noise_it_computes(tmp_path) -> No
         perturbed = reference.logits(IDS, reference.embeddings.word(IDS) + noise)
     expected = 2.0 * symmetric_kl(perturbed, clean).item()
 
-    callback = SMARTCallback(weight=2.0, epsilon=0.1, step_size=0.05, noise_var=1e-2, steps=1)
+    callback = SMARTCallback(weight=2.0, epsilon=0.1, step_size=0.05, noise_std=0.1, steps=1)
     record = one_step(Tiny(), callback, tmp_path)
     assert record.losses["smart"] == pytest.approx(expected, rel=1e-5)
     assert expected > 0
     clean_loss = F.cross_entropy(clean, LABELS).item()
     assert record.losses["loss"] == pytest.approx(clean_loss, rel=1e-6)  # the noise is gone from the clean pass
+    # the gradient flows through both the clean and the perturbed predictions
+    reference.zero_grad(set_to_none=True)
+    clean = reference.logits(IDS)
+    perturbed = reference.logits(IDS, reference.embeddings.word(IDS) + noise)
+    (F.cross_entropy(clean, LABELS) + 2.0 * symmetric_kl(perturbed, clean)).backward()
+    assert_grads(record.grads, {n: p.grad for n, p in reference.named_parameters()})
 
 
 def test_smart_uses_mse_for_regression(tmp_path) -> None:
-    callback = SMARTCallback(weight=1.0, epsilon=0.1, step_size=0.05, noise_var=1e-2, steps=0)
+    callback = SMARTCallback(weight=1.0, epsilon=0.1, step_size=0.05, noise_std=0.05, steps=0)
     reference = Tiny(outputs=1)
     mask = (IDS != 0).float().unsqueeze(-1)
-    noise = torch.randn((3, 4, 4), generator=torch.Generator().manual_seed(0)) * 0.1 * mask
+    noise = (torch.randn((3, 4, 4), generator=torch.Generator().manual_seed(0)) * 0.05).clamp(-0.1, 0.1) * mask
     with torch.no_grad():
         clean = reference.logits(IDS)
         perturbed = reference.logits(IDS, reference.embeddings.word(IDS) + noise)
@@ -287,11 +313,104 @@ def test_smart_uses_mse_for_regression(tmp_path) -> None:
 
 def test_perturbation_hooks_leave_evaluation_and_later_runs_alone(tmp_path) -> None:
     model = Tiny()
+    callback = FreeLBCallback(adv_steps=2, init_mag=5.0)
+    callback.on_train_start(type("T", (), {"raw": model})())  # installed: a training forward is perturbed
+    model.train()
+    clean = Tiny().logits(IDS)
+    assert not torch.allclose(model.logits(IDS), clean)
+    model.eval()
+    torch.testing.assert_close(model.logits(IDS), clean)  # evaluation never is
+    callback.on_train_end(None)  # type: ignore[arg-type]
+    model.train()
+    torch.testing.assert_close(model.logits(IDS), clean)
     one_step(model, FreeLBCallback(adv_steps=2, init_mag=5.0), tmp_path)
     assert not model.embeddings.word._forward_hooks  # removed when the run ended
-    model.train()
-    a, b = model.logits(IDS), model.logits(IDS)
-    assert torch.equal(a, b)
+
+
+def test_hooks_are_removed_when_a_later_callback_fails_to_start(tmp_path) -> None:
+    class Broken(Callback):
+        def on_train_start(self, trainer) -> None:
+            raise RuntimeError("broken callback")
+
+    model = Tiny()
+    data = [{"input_ids": IDS[i], "labels": LABELS[i]} for i in range(3)]
+    train = TrainConfig(max_steps=1, batch_size=3, bf16=False, progress=False, plot=False, log_every=0)
+    collate = lambda items: {k: torch.stack([it[k] for it in items]) for k in items[0]}  # noqa: E731
+    with pytest.raises(RuntimeError, match="broken"):
+        Trainer(model, data, train, tmp_path / "run", collate=collate,
+                callbacks=[SMARTCallback(), Broken()]).train()
+    assert not model.embeddings.word._forward_hooks
+
+
+def test_fgm_with_gradient_accumulation_attacks_along_each_micro_batch_gradient(tmp_path) -> None:
+    reference = Tiny()
+    w0 = reference.embeddings.word.weight.detach().clone()
+    expected = None
+    for i in range(2):
+        ids, labels = IDS[i:i + 1], LABELS[i:i + 1]
+
+        def grads(weight: torch.Tensor, ids: torch.Tensor = ids, labels: torch.Tensor = labels) -> dict:
+            reference.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                reference.embeddings.word.weight.copy_(weight)
+            (F.cross_entropy(reference.logits(ids), labels) / 2).backward()
+            return {n: p.grad.detach().clone() for n, p in reference.named_parameters()}
+
+        clean = grads(w0)
+        g = clean["embeddings.word.weight"]
+        both = add(clean, grads(w0 + 0.5 * g / g.norm()))
+        expected = both if expected is None else add(expected, both)
+
+    record = Record()
+    data = [{"input_ids": IDS[i], "labels": LABELS[i]} for i in range(2)]
+    train = TrainConfig(max_steps=1, batch_size=1, gradient_accumulation=2, shuffle=False, max_grad_norm=None,
+                        bf16=False, progress=False, plot=False, log_every=0)
+    collate = lambda items: {k: torch.stack([it[k] for it in items]) for k in items[0]}  # noqa: E731
+    callback = FGMCallback(epsilon=0.5)
+    Trainer(Tiny(), data, train, tmp_path / "run", collate=collate, callbacks=[callback, record]).train()
+    assert_grads(record.grads, expected)
+    assert callback.attacks == 2
+
+
+def test_fgm_waits_for_gradual_unfreezing_to_thaw_the_embeddings(tmp_path) -> None:
+    from bertology.finetuning.schedules import GradualUnfreezing
+
+    model = Tiny()
+    model.embeddings.word.weight.requires_grad_(False)
+    callback = FGMCallback()
+    trainer = type("T", (), {"raw": model, "callbacks": [GradualUnfreezing(), callback], "fsdp": False})()
+    callback.on_train_start(trainer)  # no error: the embeddings thaw later
+    assert callback.micro_batch_gradient() is None  # while frozen, each micro-batch is skipped
+
+
+# ---------------------------------------------------------------------------- divergences per head kind
+
+
+def test_divergence_for_tagging_ignores_padding_and_for_qa_compares_position_distributions() -> None:
+    clean = torch.tensor([[[0.0, 1.0], [2.0, 0.0], [9.0, -9.0]]])  # (batch 1, seq 3, 2)
+    moved = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [-9.0, 9.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    tagging = prediction_divergence("tagging", clean, moved, mask)
+    # two real tokens: the first moved, the second did not; the pad's huge change is ignored
+    by_hand = symmetric_kl(moved[0, :1], clean[0, :1]).item() / 2
+    assert tagging.item() == pytest.approx(by_hand, rel=1e-6)
+    qa = prediction_divergence("qa", clean, moved, mask)
+    starts = symmetric_kl(moved[0, :2, 0].unsqueeze(0), clean[0, :2, 0].unsqueeze(0))
+    ends = symmetric_kl(moved[0, :2, 1].unsqueeze(0), clean[0, :2, 1].unsqueeze(0))
+    assert qa.item() == pytest.approx(((starts + ends) / 2).item(), rel=1e-4)
+
+
+def test_divergence_for_multi_label_is_a_bernoulli_kl_per_label() -> None:
+    p, q = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([[math.log(3.0), 0.0]])  # sigmoid: 1/2, 3/4
+    a, b = [0.5, 0.75], [0.75, 0.5]
+
+    def bern(x: float, y: float) -> float:
+        return x * math.log(x / y) + (1 - x) * math.log((1 - x) / (1 - y))
+
+    by_hand = sum(bern(x, y) + bern(y, x) for x, y in zip(a, b, strict=True))
+    value = prediction_divergence("classification", p, q, multi_label=True)
+    assert value.item() == pytest.approx(by_hand, rel=1e-6)
+    assert prediction_divergence("regression", p, q).item() == pytest.approx(F.mse_loss(q, p).item())
 
 
 # ------------------------------------------------------------------------------------- config and errors

@@ -204,6 +204,8 @@ def test_config_errors_are_clear(workspace):
         ({"tasks": {"sent": CLS}, "stages": [["sent"], ["nope"]]}, r"unknown task\(s\) \['nope'\]"),
         ({"tasks": {"sent": CLS}, "methd": "full"}, r"unknown field\(s\) \['methd'\]"),
         ({"tasks": {"sent": CLS}, "method": "frozen", "unfreezing": "gradual"}, "unfreezing applies"),
+        ({"tasks": {"sent": CLS}, "method": "frozen", "adversarial": {"name": "freelb"}}, "cached encoder outputs"),
+        ({"tasks": {"sent": CLS}, "adversarial": {"name": "smart", "noise_var": 1e-5}}, "bad options.*noise_std"),
     ):
         with pytest.raises(ConfigError, match=message):
             load_config(write_config(workspace, "cfg", **fields))

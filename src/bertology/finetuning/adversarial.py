@@ -16,8 +16,7 @@ embedding is found as the model's ``...embeddings.word`` module, which every ber
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import logging
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -28,12 +27,15 @@ from ..errors import ConfigError
 from ..training.callbacks import Callback
 from .regularizers import FGM, PGD
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from ..training.protocol import StepOutput
     from ..training.trainer import Trainer
 
 __all__ = ["ADVERSARIAL", "FGMCallback", "FreeLBCallback", "PGDCallback", "SMARTCallback", "build_adversarial",
-           "freelb_ascent", "freelb_init", "smart_ascent", "symmetric_kl", "word_embedding"]
+           "freelb_ascent", "freelb_init", "prediction_divergence", "smart_ascent", "symmetric_bernoulli_kl",
+           "symmetric_kl", "word_embedding"]
 
 
 def word_embedding(model: nn.Module) -> nn.Embedding:
@@ -55,25 +57,53 @@ def _logits(out: StepOutput) -> torch.Tensor:
 
 
 class _WeightAttack(Callback):
-    """Shared by FGM and PGD: they change the embedding weights, which must be trainable and unsharded."""
+    """Shared by FGM and PGD: they move the embedding weights, which must be trainable and unsharded.
+
+    The attack direction is the gradient of the current micro-batch only: with gradient accumulation the
+    embedding's `.grad` also holds the earlier micro-batches', so it is remembered before the clean backward
+    (in `extra_losses`) and subtracted.
+    """
 
     def __init__(self) -> None:
         self.attacks = 0
-        self.skipped = 0  # micro-batches whose embedding gradient was missing, zero or not finite
+        self.skipped = 0  # micro-batches without a usable direction (frozen, zero or non-finite gradient)
+        self.embedding: nn.Embedding | None = None
+        self._before: torch.Tensor | None = None
 
-    def _embedding(self, trainer: Trainer) -> nn.Embedding:
-        embedding = word_embedding(trainer.raw)
+    def on_train_start(self, trainer: Trainer) -> None:
+        from .schedules import _Unfreezing
+
+        self.embedding = word_embedding(trainer.raw)
         if getattr(trainer, "fsdp", False):
             raise ConfigError(f"{type(self).__name__} perturbs the word-embedding weights, which FSDP shards; use "
                               "distributed: ddp, or the freelb / smart methods")
-        if not embedding.weight.requires_grad:
+        thawing = any(isinstance(c, _Unfreezing) for c in trainer.callbacks)
+        if not self.embedding.weight.requires_grad and not thawing:
             raise ConfigError(f"{type(self).__name__} perturbs the word-embedding weights along their gradient, but "
-                              "they are frozen (method frozen, adapter or lora); use freelb or smart, which "
-                              "perturb the embedding outputs instead")
-        return embedding
+                              "they are frozen (method adapter or lora); use freelb or smart, which perturb the "
+                              "embedding outputs instead")
 
-    def _extra_pass(self, trainer: Trainer, batch: Any) -> None:
-        trainer.backward(trainer.total_loss(trainer.forward(batch)))
+    def extra_losses(self, trainer: Trainer, batch: Any, out: StepOutput) -> dict[str, torch.Tensor]:
+        grad = self.embedding.weight.grad if self.embedding is not None else None
+        self._before = None if grad is None else grad.detach().clone()
+        return {}
+
+    def micro_batch_gradient(self) -> torch.Tensor | None:
+        """This micro-batch's gradient of the embedding weights (None while they are frozen)."""
+        assert self.embedding is not None, "on_train_start was not called"
+        weight = self.embedding.weight
+        if not weight.requires_grad or weight.grad is None:
+            return None
+        return weight.grad if self._before is None else weight.grad - self._before
+
+    @staticmethod
+    def _extra_pass(trainer: Trainer, batch: Any) -> bool:
+        """Forward and backward on the perturbed model; a non-finite loss is not backpropagated (False)."""
+        loss = trainer.total_loss(trainer.forward(batch))
+        if not torch.isfinite(loss):
+            return False
+        trainer.backward(loss)
+        return True
 
 
 class FGMCallback(_WeightAttack):
@@ -84,21 +114,19 @@ class FGMCallback(_WeightAttack):
         if not epsilon > 0:
             raise ConfigError(f"fgm: 'epsilon' must be positive, got {epsilon}")
         self.epsilon = float(epsilon)
-        self.fgm: FGM | None = None
-
-    def on_train_start(self, trainer: Trainer) -> None:
-        self.fgm = FGM(self._embedding(trainer), self.epsilon)
 
     def after_backward(self, trainer: Trainer, batch: Any, out: StepOutput) -> None:
-        assert self.fgm is not None, "on_train_start was not called"
-        if not self.fgm.attack():
+        grad = self.micro_batch_gradient()
+        fgm = FGM(self.embedding, self.epsilon)  # type: ignore[arg-type]
+        if grad is None or not fgm.attack(grad):
             self.skipped += 1
             return
         try:
-            self._extra_pass(trainer, batch)
+            done = self._extra_pass(trainer, batch)
         finally:
-            self.fgm.restore()
-        self.attacks += 1
+            fgm.restore()
+        self.attacks += done
+        self.skipped += not done
 
 
 class PGDCallback(_WeightAttack):
@@ -115,33 +143,35 @@ class PGDCallback(_WeightAttack):
         if not (isinstance(steps, int) and steps >= 1):
             raise ConfigError(f"pgd: 'steps' must be an integer >= 1, got {steps!r}")
         self.epsilon, self.alpha, self.steps = float(epsilon), float(alpha), steps
-        self.pgd: PGD | None = None
-
-    def on_train_start(self, trainer: Trainer) -> None:
-        params = [p for p in trainer.raw.parameters() if p.requires_grad]
-        self.pgd = PGD(self._embedding(trainer), self.epsilon, self.alpha, self.steps, params)
 
     def after_backward(self, trainer: Trainer, batch: Any, out: StepOutput) -> None:
-        pgd = self.pgd
-        assert pgd is not None, "on_train_start was not called"
+        grad = self.micro_batch_gradient()
+        if grad is None:
+            self.skipped += 1
+            return
+        params = [p for p in trainer.raw.parameters() if p.requires_grad]  # unfreezing may change them
+        pgd = PGD(self.embedding, self.epsilon, self.alpha, self.steps, params)  # type: ignore[arg-type]
         pgd.backup_grad()
+        completed = False
         try:
             for t in range(self.steps):
-                if not pgd.attack(first=t == 0):
-                    self.skipped += 1
+                if not pgd.attack(first=t == 0, grad=grad if t == 0 else None):
                     break
                 if t < self.steps - 1:
-                    for p in pgd.params:
+                    for p in params:
                         p.grad = None
                 else:
                     pgd.restore_grad()
-                self._extra_pass(trainer, batch)
+                if not self._extra_pass(trainer, batch):
+                    break
             else:
-                self.attacks += 1
-                return
-            pgd.restore_grad()  # a step found no usable direction: keep the clean gradient only
+                completed = True
+            if not completed:
+                pgd.restore_grad()  # no usable direction or a non-finite loss: keep the clean gradient only
         finally:
             pgd.restore()
+        self.attacks += completed
+        self.skipped += not completed
 
 
 class _OutputPerturbation(Callback):
@@ -177,6 +207,14 @@ class _OutputPerturbation(Callback):
     def on_embed(self, output: torch.Tensor) -> torch.Tensor | None:
         """The delta to add to this forward's embedding output (None: none)."""
         return self.delta
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        generator = getattr(self, "generator", None)
+        return {} if generator is None else {"generator": generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "generator" in state:
+            self.generator.set_state(state["generator"].to(torch.uint8).cpu())  # type: ignore[attr-defined]
 
     def token_mask(self) -> torch.Tensor:
         """1.0 at real tokens, 0.0 at padding (by the embedding's padding id), shaped (batch, seq, 1)."""
@@ -240,10 +278,6 @@ class FreeLBCallback(_OutputPerturbation):
         self._params: list[nn.Parameter] = []
         self._ascending = False  # inside after_backward's extra passes
 
-    def on_train_start(self, trainer: Trainer) -> None:
-        super().on_train_start(trainer)
-        self._params = [p for p in trainer.raw.parameters() if p.requires_grad]
-
     def on_embed(self, output: torch.Tensor) -> torch.Tensor | None:
         if not self._ascending:  # the loop's clean forward: start this micro-batch's delta
             mask = self.token_mask()
@@ -253,6 +287,8 @@ class FreeLBCallback(_OutputPerturbation):
 
     def extra_losses(self, trainer: Trainer, batch: Any, out: StepOutput) -> dict[str, torch.Tensor]:
         # Before the clean backward: remember the gradient so far, so this micro-batch's part can be averaged.
+        # The trainable set is read each time: gradual unfreezing changes it during the run.
+        self._params = [p for p in trainer.raw.parameters() if p.requires_grad]
         self._before = [None if p.grad is None else p.grad.detach().clone() for p in self._params]
         return {}
 
@@ -266,6 +302,8 @@ class FreeLBCallback(_OutputPerturbation):
                     delta = freelb_ascent(self.delta.detach(), self.delta.grad, mask, self.adv_lr, self.max_norm)
                     self.delta = delta.requires_grad_()
                     loss = trainer.total_loss(trainer.forward(batch))
+                    if not torch.isfinite(loss):
+                        break  # the passes so far stand; a non-finite loss is not backpropagated
                     trainer.backward(loss / self.adv_steps)
         finally:
             self.delta, self._before, self._ascending = None, [], False
@@ -283,7 +321,7 @@ class FreeLBCallback(_OutputPerturbation):
 
 
 def symmetric_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """``KL(p || q) + KL(q || p)`` of the softmax distributions, averaged over the leading dimensions.
+    """``KL(p || q) + KL(q || p)`` of the softmax distributions over the last dimension, averaged over rows.
 
     Each direction treats its target as a constant (as SMART's reference code does), so the gradient
     of each term reaches only the logits in its ``log_softmax``.
@@ -299,6 +337,45 @@ def symmetric_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor
     return kl(p_logits, q_logits) + kl(q_logits, p_logits)
 
 
+def symmetric_bernoulli_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """Multi-label: the symmetric KL of independent Bernoulli labels, summed over labels, averaged over rows."""
+    p_logits, q_logits = p_logits.float(), q_logits.float()
+
+    def kl(target: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        t = torch.sigmoid(target.detach())
+        log_t, log_not_t = F.logsigmoid(target.detach()), F.logsigmoid(-target.detach())
+        return (t * (log_t - F.logsigmoid(inputs)) + (1 - t) * (log_not_t - F.logsigmoid(-inputs))).sum(-1).mean()
+
+    return kl(p_logits, q_logits) + kl(q_logits, p_logits)
+
+
+def prediction_divergence(kind: str, clean: torch.Tensor, perturbed: torch.Tensor, mask: torch.Tensor | None = None,
+                          multi_label: bool = False) -> torch.Tensor:
+    """How far the perturbed predictions moved from the clean ones, in the natural divergence of each head.
+
+    classification and multiple choice: symmetric KL of the class (choice) distributions; multi-label:
+    symmetric Bernoulli KL; regression: MSE; tagging: symmetric KL per real token (``mask`` 1); QA: the
+    start and the end distributions over the real positions of each window, each a symmetric KL.
+    """
+    if kind == "regression":
+        return F.mse_loss(perturbed.float(), clean.float())
+    if multi_label:
+        return symmetric_bernoulli_kl(perturbed, clean)
+    if kind == "tagging":
+        keep = mask.bool() if mask is not None else torch.ones(clean.shape[:2], dtype=torch.bool, device=clean.device)
+        return symmetric_kl(perturbed[keep], clean[keep])
+    if kind == "qa":
+        # (batch, seq, 2) -> (batch * 2, seq): a distribution over positions for the start and for the end
+        def positions(logits: torch.Tensor) -> torch.Tensor:
+            logits = logits.float().transpose(1, 2)
+            if mask is not None:
+                logits = logits.masked_fill(~mask.bool().unsqueeze(1), -1e4)
+            return logits.reshape(-1, logits.shape[-1])
+
+        return symmetric_kl(positions(perturbed), positions(clean))
+    return symmetric_kl(perturbed, clean)
+
+
 def smart_ascent(noise: torch.Tensor, grad: torch.Tensor, step_size: float, epsilon: float) -> torch.Tensor:
     """One SMART step: ``noise + step_size * g / ||g||_inf`` per token, projected into ``|noise| <= epsilon``."""
     scale = grad.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
@@ -308,36 +385,53 @@ def smart_ascent(noise: torch.Tensor, grad: torch.Tensor, step_size: float, epsi
 class SMARTCallback(_OutputPerturbation):
     """SMART's smoothness-inducing adversarial regularizer, returned as the loss "smart".
 
-    Start from Gaussian noise (variance ``noise_var``) on the word-embedding outputs, take ``steps``
-    projected ascent steps on the divergence from the clean predictions, then add ``weight`` times the
-    symmetric KL between clean and perturbed predictions (MSE for one-output regression heads). The
-    Bregman proximal-point part of SMART is not included.
+    Start from Gaussian noise (standard deviation ``noise_std``, clipped to the box) on the word-embedding
+    outputs, take ``steps`` projected ascent steps of ``step_size`` on the divergence from the clean
+    predictions inside the max-norm box of radius ``epsilon``, then add ``weight`` times the divergence
+    between clean and perturbed predictions (see :func:`prediction_divergence`; gradients flow through
+    both). The Bregman proximal-point part of SMART is not included.
     """
 
-    def __init__(self, weight: float = 1.0, epsilon: float = 1e-5, step_size: float = 1e-3, noise_var: float = 1e-5,
+    def __init__(self, weight: float = 1.0, epsilon: float = 1e-5, step_size: float = 1e-3, noise_std: float = 1e-5,
                  steps: int = 1, seed: int = 0) -> None:
         super().__init__()
         if not (isinstance(steps, int) and steps >= 0):
             raise ConfigError(f"smart: 'steps' must be an integer >= 0, got {steps!r}")
-        if weight < 0 or not (epsilon > 0 and step_size > 0) or noise_var < 0:
-            raise ConfigError(f"smart: need weight >= 0, epsilon > 0, step_size > 0, noise_var >= 0; got {weight}, "
-                              f"{epsilon}, {step_size}, {noise_var}")
+        if weight < 0 or not (epsilon > 0 and step_size > 0) or noise_std < 0:
+            raise ConfigError(f"smart: need weight >= 0, epsilon > 0, step_size > 0, noise_std >= 0; got {weight}, "
+                              f"{epsilon}, {step_size}, {noise_std}")
         self.weight, self.epsilon, self.step_size = float(weight), float(epsilon), float(step_size)
-        self.noise_var, self.steps = float(noise_var), steps
+        self.noise_std, self.steps = float(noise_std), steps
         self.generator = torch.Generator().manual_seed(seed)
         self.active = False
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        super().on_train_start(trainer)
+        if trainer.config.bf16 and self.epsilon < 1e-3:
+            logger.warning("smart: epsilon %g is below what bf16 matmuls resolve on embeddings of this size; the "
+                           "perturbed predictions may equal the clean ones (try epsilon 1e-3 or bf16: false)",
+                           self.epsilon)
 
     def on_embed(self, output: torch.Tensor) -> torch.Tensor | None:
         return self.delta if self.active else None
 
     def extra_losses(self, trainer: Trainer, batch: Any, out: StepOutput) -> dict[str, torch.Tensor]:
         clean = _logits(out)
-        divergence = _divergence(clean)
-        if self.embedding is None or self.ids is None:
+        if self.embedding is None:
             raise ConfigError("SMARTCallback: on_train_start was not called")
+        if self.ids is None:
+            raise ConfigError("smart perturbs the word-embedding output, but this forward did not run the "
+                              "embedding (a frozen encoder's cached features?); use method full, adapter or lora")
+        kind, multi_label = _head_kind(trainer.raw, batch, clean)
+        mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+
+        def divergence(perturbed: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+            return prediction_divergence(kind, reference, perturbed, mask, multi_label)
+
         shape = (*self.ids.shape, self.embedding.embedding_dim)
-        noise = torch.randn(shape, generator=self.generator) * math.sqrt(self.noise_var)
-        noise = noise.to(clean.device) * self.token_mask()
+        noise = (torch.randn(shape, generator=self.generator) * self.noise_std).clamp(-self.epsilon, self.epsilon)
+        token_mask = self.token_mask()
+        noise = noise.to(clean.device) * token_mask
         self.active = True
         try:
             for _ in range(self.steps):
@@ -346,18 +440,24 @@ class SMARTCallback(_OutputPerturbation):
                 (grad,) = torch.autograd.grad(probe, self.delta)
                 if not torch.isfinite(grad).all():
                     break
-                noise = smart_ascent(noise.detach(), grad, self.step_size, self.epsilon) * self.token_mask()
+                noise = smart_ascent(noise.detach(), grad, self.step_size, self.epsilon) * token_mask
             self.delta = noise.detach()
             perturbed = _logits(trainer.forward(batch))
         finally:
             self.active, self.delta = False, None
+        self.ids = None  # so a later forward that skips the embedding cannot reuse these ids
         return {"smart": self.weight * divergence(perturbed, clean)}
 
 
-def _divergence(logits: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if logits.shape[-1] == 1:  # regression
-        return lambda a, b: F.mse_loss(a.float(), b.float())
-    return symmetric_kl
+def _head_kind(model: nn.Module, batch: Any, logits: torch.Tensor) -> tuple[str, bool]:
+    """The task kind of this batch's head (TaskModel knows it); other models: by the logits' shape."""
+    model = getattr(model, "module", model)
+    heads = getattr(model, "head_configs", None)
+    if heads:
+        task = batch.get("task") if isinstance(batch, dict) else None
+        config = heads[task or next(iter(heads))]
+        return config.kind, bool(getattr(config, "multi_label", False))
+    return ("regression" if logits.shape[-1] == 1 else "classification"), False
 
 
 ADVERSARIAL: dict[str, type[Callback]] = {

@@ -121,6 +121,9 @@ class FinetuneConfig:
             raise ConfigError(f"{where}unfreezing applies to full tuning, not method {self.method!r}")
         if self.adversarial is not None:
             self.adversarial_callback()  # a typo in the method or its options fails now, not after loading data
+            if self.method == "frozen":
+                raise ConfigError(f"{where}adversarial training perturbs the encoder's input, but method 'frozen' "
+                                  "trains on cached encoder outputs; use method full, adapter or lora")
 
     def adversarial_callback(self) -> Callback:
         """The configured adversarial method as a training-loop callback."""

@@ -23,13 +23,13 @@ from torch import nn
 __all__ = ["FGM", "PGD", "MixoutLinear", "apply_mixout", "mixout"]
 
 
-def _unit_gradient(param: nn.Parameter) -> torch.Tensor | None:
-    """``g / ||g||_2`` of ``param``'s gradient, or None when there is no usable direction.
+def _unit_gradient(param: nn.Parameter, grad: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``g / ||g||_2`` of ``grad`` (default ``param``'s gradient), or None when there is no usable direction.
 
     A zero, NaN or infinite norm gives no meaningful direction (and would poison the weights), so the
     caller skips the step instead.
     """
-    grad = param.grad
+    grad = param.grad if grad is None else grad
     if grad is None:
         return None
     if grad.is_sparse:  # nn.Embedding(sparse=True)
@@ -58,13 +58,15 @@ class FGM:
     def weight(self) -> nn.Parameter:
         return self.embedding.weight
 
-    def attack(self) -> bool:
+    def attack(self, grad: torch.Tensor | None = None) -> bool:
         """Add ``r = epsilon * g / ||g||_2``; return whether the weights were perturbed.
 
-        Skipped (returns False) when the gradient is missing, zero or not finite. A second attack without
-        ``restore()`` keeps the first backup, so ``restore()`` always returns the true original weights.
+        ``g`` is ``grad`` when given (e.g. only the current micro-batch's part of an accumulated gradient),
+        else the embedding's gradient. Skipped (returns False) when it is missing, zero or not finite. A
+        second attack without ``restore()`` keeps the first backup, so ``restore()`` always returns the true
+        original weights.
         """
-        direction = _unit_gradient(self.weight)
+        direction = _unit_gradient(self.weight, grad)
         if direction is None:
             return False
         with torch.no_grad():
@@ -121,16 +123,17 @@ class PGD:
     def weight(self) -> nn.Parameter:
         return self.embedding.weight
 
-    def attack(self, first: bool = False) -> bool:
+    def attack(self, first: bool = False, grad: torch.Tensor | None = None) -> bool:
         """One step ``r <- project(r + alpha * g / ||g||)``; ``first=True`` backs up the clean weights.
 
-        Returns whether a step was taken (skipped when the gradient is missing, zero or not finite).
+        ``g`` is ``grad`` when given, else the embedding's gradient. Returns whether a step was taken
+        (skipped when the gradient is missing, zero or not finite).
         """
         if first:
             self.backup = self.weight.detach().clone()
         elif self.backup is None:
             raise RuntimeError("PGD.attack(first=True) must be called before later steps")
-        direction = _unit_gradient(self.weight)
+        direction = _unit_gradient(self.weight, grad)
         if direction is None:
             return False
         with torch.no_grad():

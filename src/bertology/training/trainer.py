@@ -175,8 +175,6 @@ class Trainer:
                     log.rewind(self.step)
                 logger.info("resumed from %s (step %d, epoch %d, batch %d)", checkpoint.path, self.step,
                             self.epoch, self.batch_in_epoch)
-        for callback in self.callbacks:
-            callback.on_train_start(self)
         peak = matmul_peak_flops(torch.bfloat16 if cfg.bf16 else torch.float32, self.device.type)
         restore = self._install_signal_handlers()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and world.is_main),
@@ -184,6 +182,8 @@ class Trainer:
         stopped = "finished"
         window = _Window()
         try:
+            for callback in self.callbacks:  # inside the try: a failing callback still gets on_train_end
+                callback.on_train_start(self)
             stopped = self._loop(log, bar, window, peak)
         finally:
             bar.close()
