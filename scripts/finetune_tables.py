@@ -7,7 +7,7 @@ OUT/tables.md. A row whose run already has results.json is read, not rerun, so a
 resumes. Groups: wordnet (MiniLM: layer strategies frozen and tuned, adapters and LoRA against full
 tuning), sentiment and ner (the Chinese model pretrained by scripts/pretrain_chinese_wwm.sh: full,
 frozen, LoRA, adapters), regularizers (full tuning with each regularizer on a small sentiment training set:
-the first 2,000 training examples, where regularizers matter most; the same dev and test sets).
+the first 1,000 training examples, where regularizers matter most; the same dev and test sets).
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ def wordnet_rows() -> list[tuple[str, list[str]]]:
     for method, extra in (("frozen", FROZEN), ("tuned", [])):
         for name, head in LAYERS:
             rows.append((f"{name}, {method}", extra + [f"tasks.lexname.head.{h}" for h in head]))
-    rows.append(("embeddings, tuned, head LR 2e-3",
-                 ["tasks.lexname.head.layers=embeddings", "head_learning_rate=2e-3"]))
     rows += [("top layer, LoRA r=8 (q, v)", ["method=lora", "peft={kind: lora, rank: 8}", *PEFT]),
              ("top layer, bottleneck adapters (64)", ["method=adapter", "peft={kind: adapter, bottleneck: 64}",
                                                       *PEFT])]
@@ -52,10 +50,7 @@ def regularizer_rows() -> list[tuple[str, list[str]]]:
             ("PGD (3 steps)", ["adversarial={name: pgd, steps: 3}"]),
             ("FreeLB (2 steps)", ["adversarial={name: freelb, adv_steps: 2}"]),
             ("SMART (weight 1, epsilon 1e-3)", ["adversarial={name: smart, weight: 1.0, epsilon: 1e-3}"]),
-            ("Mixout 0.1", ["mixout=0.1"]), ("self-ensemble (last 5)", ["self_ensemble={every: 50, last: 5}"]),
-            ("self-distillation 1.0", ["self_distillation=1.0"]),
-            ("layer-wise LR decay 0.8", ["layerwise_lr_decay=0.8"]),
-            ("gradual unfreezing", ["unfreezing=gradual"])]
+            ("Mixout 0.1", ["mixout=0.1"])]
 
 
 def data_overrides(task: str, folder: Path, suffix: str) -> list[str]:
@@ -100,7 +95,7 @@ def main() -> None:
     if not (small / "train.jsonl").is_file():
         small.mkdir(parents=True, exist_ok=True)
         lines = (data / "chinese-sentiment" / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-        (small / "train.jsonl").write_text("".join(lines[:2000]), encoding="utf-8")
+        (small / "train.jsonl").write_text("".join(lines[:1000]), encoding="utf-8")
     chinese = [f"model={args.chinese_model.resolve()}", f"tokenizer={args.chinese_tokenizer.resolve()}"]
     plans = {
         "wordnet": ("wordnet-minilm.yaml", data_overrides("lexname", data / "wordnet-lexnames", ".jsonl"),
@@ -109,7 +104,7 @@ def main() -> None:
                       chinese + data_overrides("sentiment", data / "chinese-sentiment", ".jsonl"),
                       chinese_rows(), "accuracy"),
         "ner": ("peoples-daily-ner.yaml", chinese + data_overrides("ner", data / "peoples-daily-ner", ".conll"),
-                chinese_rows(), "f1"),
+                chinese_rows()[:2], "f1"),
         "regularizers": ("chinese-sentiment.yaml",
                          chinese + data_overrides("sentiment", data / "chinese-sentiment", ".jsonl")
                          + [f"tasks.sentiment.train={small / 'train.jsonl'}"],

@@ -12,7 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from bertology.cli.main import main
-from bertology.errors import ConfigError, DataError
+from bertology.errors import BertologyError, ConfigError, DataError
 from bertology.finetuning.pipeline import Finetuning, MultiTaskBatches, TaskData, load_config
 from bertology.training import TrainConfig
 
@@ -251,3 +251,16 @@ def test_adversarial_config_errors_name_the_option(workspace):
     config = write_config(workspace, "adv-frozen", tasks={"sent": CLS}, method="lora", adversarial={"name": "fgm"})
     with pytest.raises(ConfigError, match="frozen"):
         Finetuning(load_config(config)).run()
+
+
+def test_an_interrupted_run_writes_no_results(workspace, monkeypatch):
+    from bertology.training.trainer import TrainResult
+
+    def interrupted(self, resume=False):
+        return TrainResult(3, "interrupted", self.run_dir, self.run_dir / "checkpoints" / "step-3")
+
+    monkeypatch.setattr("bertology.finetuning.pipeline.Trainer.train", interrupted)
+    job = Finetuning(load_config(write_config(workspace, "interrupted", tasks={"sent": CLS})))
+    with pytest.raises(BertologyError, match="interrupted at step 3.*--resume"):
+        job.run()
+    assert not (Path(job.config.run_dir) / "results.json").exists()

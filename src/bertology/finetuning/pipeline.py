@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from ..assets import model_path
-from ..errors import ConfigError
+from ..errors import BertologyError, ConfigError
 from ..models import load
 from ..tokenization import load_tokenizer
 from ..training import TrainConfig, Trainer
@@ -410,6 +410,9 @@ class Finetuning:
                           evaluator=self._evaluator(with_dev, train.batch_size) if with_dev else None)
         result = trainer.train(resume=resume)
         seconds = time.perf_counter() - start
+        if result.stopped == "interrupted":  # scores of a half-trained model must not pass for results
+            raise BertologyError(f"training was interrupted at step {result.step} (checkpoint: "
+                                 f"{result.last_checkpoint}); run the same command with --resume to finish it")
         if self.average is not None and config.self_ensemble:
             from .ensemble import apply_average
 
