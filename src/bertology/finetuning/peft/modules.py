@@ -56,7 +56,22 @@ class Bottleneck(nn.Module):
         return f"activation={self.activation}"
 
 
-class PeftLinear(nn.Module):
+class _NamedAdapters:
+    """Bookkeeping shared by the wrappers: the adapters a module holds by name, and which are active."""
+
+    active: tuple[str, ...]
+    configs: dict[str, PeftConfig]
+
+    def _forget(self, name: str) -> None:
+        self.configs.pop(name, None)
+        self.active = tuple(a for a in self.active if a != name)
+
+    @property
+    def empty(self) -> bool:
+        return not self.configs
+
+
+class PeftLinear(_NamedAdapters, nn.Module):
     """A frozen Linear with named LoRA updates (on its input side) and bottleneck adapters (on its output).
 
     Only the `active` adapters act; LoRA updates add up and bottlenecks apply in `active` order. A merged
@@ -111,12 +126,7 @@ class PeftLinear(nn.Module):
         for d in (self.lora, self.bottleneck):
             if name in d:
                 del d[name]
-        self.configs.pop(name, None)
-        self.active = tuple(a for a in self.active if a != name)
-
-    @property
-    def empty(self) -> bool:
-        return not self.configs
+        self._forget(name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
@@ -156,7 +166,7 @@ class PeftLinear(nn.Module):
         return f"active={list(self.active)}, merged={self.merged}"
 
 
-class PeftNorm(nn.Module):
+class PeftNorm(_NamedAdapters, nn.Module):
     """A frozen LayerNorm plus one trainable copy per adapter; the last active adapter with a copy uses it."""
 
     def __init__(self, base: nn.LayerNorm) -> None:
@@ -187,12 +197,7 @@ class PeftNorm(nn.Module):
     def remove(self, name: str) -> None:
         if name in self.norms:
             del self.norms[name]
-        self.configs.pop(name, None)
-        self.active = tuple(a for a in self.active if a != name)
-
-    @property
-    def empty(self) -> bool:
-        return not self.configs
+        self._forget(name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for name in reversed(self.active):
