@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from bertology.finetuning.corpora import write_task
-from bertology.finetuning.pipeline import Finetuning, load_config
+from bertology.runs.finetune import Finetuning, load_config
 from bertology.utils.table import format_table
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "finetune"

@@ -13,7 +13,9 @@ from safetensors.torch import load_file
 
 from bertology.cli.main import main
 from bertology.errors import BertologyError, ConfigError, DataError
-from bertology.finetuning.pipeline import Finetuning, MultiTaskBatches, TaskData, load_config
+from bertology.finetuning.multitask import MultiTaskBatches
+from bertology.finetuning.taskdata import TaskData
+from bertology.runs.finetune import Finetuning, load_config
 from bertology.training import TrainConfig
 
 CLS = {"kind": "classification", "train": "cls/train.jsonl", "dev": "cls/dev.jsonl", "test": "cls/test.jsonl",
@@ -202,7 +204,7 @@ def test_config_errors_are_clear(workspace):
     for fields, message in (
         ({"tasks": {"sent": CLS}, "method": "lora", "mixout": 0.1}, "mixout"),
         ({"tasks": {"sent": CLS}, "stages": [["sent"], ["nope"]]}, r"unknown task\(s\) \['nope'\]"),
-        ({"tasks": {"sent": CLS}, "methd": "full"}, r"unknown field\(s\) \['methd'\]"),
+        ({"tasks": {"sent": CLS}, "methd": "full"}, r"unknown field 'methd'; did you mean 'method'?"),
         ({"tasks": {"sent": CLS}, "method": "frozen", "unfreezing": "gradual"}, "unfreezing applies"),
         ({"tasks": {"sent": CLS}, "method": "frozen", "adversarial": {"name": "freelb"}}, "cached encoder outputs"),
         ({"tasks": {"sent": CLS}, "adversarial": {"name": "smart", "noise_var": 1e-5}}, "bad options.*noise_std"),
@@ -259,7 +261,7 @@ def test_an_interrupted_run_writes_no_results(workspace, monkeypatch):
     def interrupted(self, resume=False):
         return TrainResult(3, "interrupted", self.run_dir, self.run_dir / "checkpoints" / "step-3")
 
-    monkeypatch.setattr("bertology.finetuning.pipeline.Trainer.train", interrupted)
+    monkeypatch.setattr("bertology.runs.finetune.Trainer.train", interrupted)
     job = Finetuning(load_config(write_config(workspace, "interrupted", tasks={"sent": CLS})))
     with pytest.raises(BertologyError, match="interrupted at step 3.*--resume"):
         job.run()

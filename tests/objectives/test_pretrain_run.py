@@ -13,7 +13,7 @@ from bertology.assets import peoples_daily_path, peoples_daily_sentences
 from bertology.cli.main import main
 from bertology.data import TokenCorpus, prepare_corpus
 from bertology.errors import ConfigError
-from bertology.objectives.pretrain import Pretraining, apply_overrides, load_config, recipe_names
+from bertology.runs.pretrain import Pretraining, apply_overrides, load_config, recipe_names
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..runs.demo import run_demo
 
     run_demo(Path(args.out), args.train, args.epochs)
     return 0

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from ..finetuning.pipeline import Finetuning, load_config
+    from ..runs.finetune import Finetuning, load_config
 
     overrides = list(args.overrides) + ([f"run_dir={args.run_dir}"] if args.run_dir else [])
     Finetuning(load_config(args.config, overrides)).run(resume=args.resume)

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..objectives.pretrain import Pretraining, load_config, recipe_names
+    from ..runs.pretrain import Pretraining, load_config, recipe_names
 
     if args.list_recipes:
         print("\n".join(recipe_names()))

@@ -16,8 +16,8 @@ from .data import Columns, read_examples
 from .features import Collator, encode
 from .labels import LabelSet
 from .model import TaskModel
-from .pipeline import TaskConfig, TaskData
 from .predict import evaluate_task, task_predictions
+from .taskdata import TaskConfig, TaskData
 
 
 @dataclass

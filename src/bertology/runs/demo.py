@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .assets import model_path
-from .finetuning.corpora import write_task
-from .finetuning.pipeline import FinetuneConfig, Finetuning
-from .finetuning.session import load_for_inference
-from .utils.io import atomic_write
-from .utils.table import format_table, print_table
+from ..assets import model_path
+from ..finetuning.corpora import write_task
+from .finetune import FinetuneConfig, Finetuning
+from ..finetuning.session import load_for_inference
+from ..utils.io import atomic_write
+from ..utils.table import format_table, print_table
 
 #: definitions written for the demo (not from WordNet), with the lexicographer file a lexicographer would pick
 NEW_GLOSSES = [

@@ -36,8 +36,8 @@ from ..training.data import ResumableLoader
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import apply_overrides, from_mapping, load_yaml
-from .ambert import AmbertPretrainingModel
-from .model import PretrainingModel
+from ..objectives.ambert import AmbertPretrainingModel
+from ..objectives.model import PretrainingModel
 
 
 @dataclass

@@ -29,42 +29,16 @@ from ..training.callbacks import Callback
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import apply_overrides, from_mapping, load_yaml
-from .cleaning import clean, shared_texts, split
-from .data import Columns, read_examples
-from .features import Collator, encode
-from .labels import LabelSet
-from .model import HeadConfig, TaskModel
-from .predict import cache_features, evaluate_task
+from ..finetuning.features import Collator
+from ..finetuning.model import TaskModel
+from ..finetuning.multitask import MultiTaskBatches, TaskCollate
+from ..finetuning.predict import cache_features, evaluate_task
+from ..finetuning.taskdata import TaskData, head_config, read_task, task_config
 
 logger = logging.getLogger("bertology")
 
 METHODS = ("full", "frozen", "adapter", "lora")
 SAMPLINGS = ("proportional", "uniform", "temperature")
-
-
-@dataclass
-class TaskConfig:
-    kind: str = "classification"
-    train: str | None = None
-    dev: str | None = None
-    test: str | None = None
-    #: field names in the files (see finetuning.data.Columns)
-    columns: dict = field(default_factory=dict)
-    #: a label file (one per line); otherwise labels come from the training data
-    labels: str | None = None
-    #: split `train` into train/dev/test with these fractions when dev/test are not given
-    split: list | None = None
-    #: drop duplicate examples and every copy of a text with conflicting labels (before splitting)
-    clean: bool = False
-    max_length: int = 128
-    #: QA: tokens shared by consecutive windows of a long context
-    doc_stride: int = 64
-    #: QA: questions are cut to this many tokens
-    max_query_length: int = 64
-    #: tagging scheme for entity scores
-    scheme: str = "BIO"
-    #: HeadConfig fields: layers, layer, pooling, dropout, multi_label
-    head: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -127,7 +101,7 @@ class FinetuneConfig:
 
     def adversarial_callback(self) -> Callback:
         """The configured adversarial method as a training-loop callback."""
-        from .adversarial import build_adversarial
+        from ..finetuning.adversarial import build_adversarial
 
         options = dict(self.adversarial or {})
         return build_adversarial(options.pop("name", "fgm"), **options)
@@ -158,121 +132,6 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Finet
     return config
 
 
-def task_config(name: str, data: dict[str, Any]) -> TaskConfig:
-    return from_mapping(TaskConfig, data, f"task '{name}': ")
-
-
-@dataclass
-class TaskData:
-    """A task's examples, labels and encoded features, per split."""
-
-    name: str
-    config: TaskConfig
-    labels: LabelSet | None
-    examples: dict[str, list]
-    features: dict[str, list[dict]]
-    skipped: dict[str, int]
-
-
-def _read_task(name: str, config: TaskConfig, tokenizer: Any, on_error: str, seed: int) -> TaskData:
-    columns = Columns.from_dict(config.columns, f"task '{name}': ")
-    examples: dict[str, list] = {}
-    skipped: dict[str, int] = {}
-    for split_name in ("train", "dev", "test"):
-        path = getattr(config, split_name)
-        if path:
-            result = read_examples(path, config.kind, columns, on_error=on_error)
-            examples[split_name] = result.examples
-            skipped[split_name] = len(result.skipped)
-    if "train" not in examples:
-        raise ConfigError(f"task '{name}': field 'train' is required")
-    if config.clean:
-        for split_name, items in examples.items():
-            examples[split_name], report = clean(items)
-            logger.info("task %s %s: %s", name, split_name, report)
-    for split_name in ("dev", "test"):
-        leaked = shared_texts(examples["train"], examples.get(split_name, []))
-        if leaked:
-            logger.warning("task %s: %d %s example(s) also occur in train (first: %s); their scores flatter the "
-                           "model (set clean: true and split: to split one deduplicated file)",
-                           name, len(leaked), split_name, leaked[0])
-    if config.split and "dev" not in examples:
-        parts = split(examples["train"], tuple(config.split), seed)
-        examples.update(zip(("train", "dev", "test"), parts, strict=False))
-    labels = None
-    if config.kind in ("classification", "tagging"):
-        if config.labels:
-            labels = LabelSet.from_file(config.labels)
-            for split_name, items in examples.items():
-                labels.check_against(items, getattr(config, split_name) or config.train)
-        else:
-            labels = LabelSet.from_examples(examples["train"])
-    features = {
-        split_name: encode(items, tokenizer, config.kind, labels, max_length=config.max_length,
-                           doc_stride=config.doc_stride, max_query_length=config.max_query_length)
-        for split_name, items in examples.items()
-    }
-    return TaskData(name, config, labels, examples, features, skipped)
-
-
-def head_config(task: TaskData) -> HeadConfig:
-    names = list(task.labels.names) if task.labels is not None else []
-    return HeadConfig(kind=task.config.kind, labels=names, **task.config.head)
-
-
-class MultiTaskBatches:
-    """Pre-built single-task batches in a sampled order: every batch holds one task, so each head sees
-    its own inputs; `sampling` sets how often each task comes up (Stickland & Murray 2019)."""
-
-    def __init__(self, tasks: list[TaskData], collators: dict[str, Any], batch_size: int, sampling: str,
-                 temperature: float, seed: int, features: dict[str, list[dict]] | None = None,
-                 split: str = "train", drop_last: bool = True) -> None:
-        rng = np.random.default_rng(seed)
-        per_task: dict[str, list[dict]] = {}
-        for task in tasks:
-            items = (features or {}).get(task.name, task.features[split])
-            order = rng.permutation(len(items))
-            last = len(order) - batch_size + 1 if drop_last else len(order)
-            batches = [collators[task.name]([items[i] for i in order[s:s + batch_size]])
-                       for s in range(0, max(last, 0), batch_size)]
-            for b in batches:
-                b["task"] = task.name
-            per_task[task.name] = batches
-        empty = [name for name, batches in per_task.items() if not batches]
-        if empty:
-            raise ConfigError(f"task(s) {empty} have fewer {split} examples than one batch ({batch_size})")
-        sizes = np.array([len(b) for b in per_task.values()], dtype=np.float64)
-        total = int(sizes.sum())
-        if sampling == "proportional":
-            names = [name for name, batches in per_task.items() for _ in batches]
-        else:
-            weights = np.ones_like(sizes) if sampling == "uniform" else sizes ** (1.0 / temperature)
-            names = list(rng.choice(list(per_task), size=total, p=weights / weights.sum()))
-        cursor = dict.fromkeys(per_task, 0)
-        self.batches = []
-        for name in names:
-            pool = per_task[name]
-            self.batches.append(pool[cursor[name] % len(pool)])
-            cursor[name] += 1
-        self.counts = {name: names.count(name) for name in per_task}
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.batches[index]
-
-
-class TaskCollate:
-    """A task's collator that also names the task in the batch, so the model picks the right head."""
-
-    def __init__(self, collate: Callable, task: str) -> None:
-        self.collate, self.task = collate, task
-
-    def __call__(self, features: list[dict]) -> dict:
-        return {**self.collate(features), "task": self.task}
-
-
 def _first(items: list) -> Any:
     return items[0]
 
@@ -283,7 +142,7 @@ class Finetuning:
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
         self.tokenizer = load_tokenizer(config.tokenizer or config.model)
-        self.tasks = {name: _read_task(name, task_config(name, spec), self.tokenizer, config.on_error, config.seed)
+        self.tasks = {name: read_task(name, task_config(name, spec), self.tokenizer, config.on_error, config.seed)
                       for name, spec in config.tasks.items()}
         encoder = load(config.model)
         encoder = getattr(encoder, "bert", encoder)  # a head model's encoder
@@ -300,7 +159,7 @@ class Finetuning:
     def _prepare_method(self) -> None:
         config, model = self.config, self.model
         if config.method in ("adapter", "lora"):
-            from .peft import PeftConfig, add_adapter, freeze_except_adapters
+            from ..finetuning.peft import PeftConfig, add_adapter, freeze_except_adapters
 
             options = dict(config.peft)
             if options.setdefault("kind", config.method) != config.method:
@@ -312,7 +171,7 @@ class Finetuning:
             model.encoder.requires_grad_(False)
             model.save_encoder = False
         if config.mixout:
-            from .regularizers import apply_mixout
+            from ..finetuning.regularizers import apply_mixout
 
             apply_mixout(model.encoder, p=config.mixout)
 
@@ -320,7 +179,7 @@ class Finetuning:
         config = self.config
         callbacks: list[Callback] = []
         if config.unfreezing != "none":
-            from .schedules import GradualUnfreezing, SequentialUnfreezing
+            from ..finetuning.schedules import GradualUnfreezing, SequentialUnfreezing
 
             kind = GradualUnfreezing if config.unfreezing == "gradual" else SequentialUnfreezing
             callbacks.append(kind(every=config.unfreeze_every or None))
@@ -328,12 +187,12 @@ class Finetuning:
             callbacks.append(config.adversarial_callback())
         average = None
         if config.self_ensemble or config.self_distillation:
-            from .ensemble import ParameterAverage
+            from ..finetuning.ensemble import ParameterAverage
 
             average = ParameterAverage(**(config.self_ensemble or {}))
             callbacks.append(average)
         if config.self_distillation:
-            from .ensemble import SelfDistillation
+            from ..finetuning.ensemble import SelfDistillation
 
             callbacks.append(SelfDistillation(average, weight=config.self_distillation))
         self.average = average
@@ -343,7 +202,7 @@ class Finetuning:
         config = self.config
         if config.layerwise_lr_decay == 1.0 and config.unfreezing == "none" and config.head_learning_rate is None:
             return None
-        from .schedules import layerwise_lr_groups
+        from ..finetuning.schedules import layerwise_lr_groups
 
         groups = layerwise_lr_groups(self.model, train.learning_rate, config.layerwise_lr_decay,
                                      train.weight_decay, include_frozen=config.unfreezing != "none")
@@ -414,7 +273,7 @@ class Finetuning:
             raise BertologyError(f"training was interrupted at step {result.step} (checkpoint: "
                                  f"{result.last_checkpoint}); run the same command with --resume to finish it")
         if self.average is not None and config.self_ensemble:
-            from .ensemble import apply_average
+            from ..finetuning.ensemble import apply_average
 
             apply_average(self.model, self.average.averaged_state())
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
