@@ -142,6 +142,20 @@ def test_split_documents_is_a_seeded_partition():
     assert (train == again).all() and not (train == other).all()
 
 
+def test_format_config_errors_name_the_file_and_key_path():
+    from bertology.utils.typed import Where, parse
+
+    where = Where("run.yaml", ["data"])
+    with pytest.raises(ConfigError, match=r"^run.yaml: data: unknown field 'formt'; did you mean 'format'\?"):
+        parse(FormatConfig, {"formt": "full_sentences"}, where)
+    with pytest.raises(ConfigError, match=r"^run.yaml: data: field 'format' .*did you mean 'doc_sentences'\?"):
+        parse(FormatConfig, {"format": "doc_sentence"}, where)
+    with pytest.raises(ConfigError, match=r"^run.yaml: data: field 'max_length' must be at least 8"):
+        parse(FormatConfig, {"max_length": 4}, where)
+    with pytest.raises(ConfigError, match=r"^run.yaml: data: field 'eval_fraction' must be float"):
+        parse(FormatConfig, {"eval_fraction": "some"}, where)
+
+
 def test_bad_format_configs_name_the_field():
     with pytest.raises(ConfigError, match="format"):
         FormatConfig(format="pairs")

@@ -6,6 +6,7 @@ the quantity is not random), so they fail on a real bias, not on bad luck.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -403,16 +404,65 @@ def test_config_round_trip_and_unknown_fields():
         MaskingConfig.from_dict({"ratio": 0.2})
 
 
-def test_a_new_strategy_is_one_class_and_one_registry_line(monkeypatch, corpus):
+def test_a_new_strategy_is_one_decorated_class(corpus):
+    @MASKERS.register("first")
     class FirstTokens(Masker):
         def select(self, tokens, maskable, word_starts, rng):
             picked = np.flatnonzero(maskable)[: self.budget(int(maskable.sum()))]
             return np.isin(np.arange(tokens.size), picked)
 
-    monkeypatch.setitem(MASKERS, "first", FirstTokens)
-    masker = MASKERS["first"](MaskingConfig(strategy="first"), MASK, UNK, V, SPECIAL)
-    labels = run(masker, corpus[0], np.random.default_rng(0))[1]
-    assert (labels != IGNORE_INDEX).sum() == masker.budget(int(corpus[0]["maskable"].sum()))
+    try:
+        masker = MASKERS["first"](MaskingConfig(strategy="first"), MASK, UNK, V, SPECIAL)
+        labels = run(masker, corpus[0], np.random.default_rng(0))[1]
+        assert (labels != IGNORE_INDEX).sum() == masker.budget(int(corpus[0]["maskable"].sum()))
+        assert masker.options is None
+    finally:
+        MASKERS.remove("first")
+    with pytest.raises(ConfigError, match="'strategy'"):
+        MaskingConfig(strategy="first")
+
+
+@dataclasses.dataclass
+class EveryKthOptions:
+    k: int = 2
+
+    def validate(self, where=""):
+        if self.k < 1:
+            raise ConfigError(f"{where}field 'k' must be >= 1, got {self.k}")
+
+
+def test_a_strategy_declares_its_own_options(corpus):
+    @MASKERS.register("every_kth", options=EveryKthOptions)
+    class EveryKth(Masker):
+        def select(self, tokens, maskable, word_starts, rng):
+            picked = np.flatnonzero(maskable)[:: self.options.k][: self.budget(int(maskable.sum()))]
+            return np.isin(np.arange(tokens.size), picked)
+
+    try:
+        config = MaskingConfig.from_dict({"strategy": "every_kth", "options": {"k": 3}}, "run.yaml: masking: ")
+        masker = build_masker(config, _Vocab())
+        assert masker.options == EveryKthOptions(k=3)
+        labels = run(masker, corpus[0], np.random.default_rng(0))[1]
+        assert (labels != IGNORE_INDEX).sum() == masker.budget(int(corpus[0]["maskable"].sum()))
+        with pytest.raises(ConfigError, match=r"masking: options: unknown field 'kk'; did you mean 'k'\?"):
+            MaskingConfig.from_dict({"strategy": "every_kth", "options": {"kk": 3}}, "masking: ")
+        with pytest.raises(ConfigError, match="options: field 'k' must be >= 1"):
+            MaskingConfig(strategy="every_kth", options={"k": 0})
+    finally:
+        MASKERS.remove("every_kth")
+    with pytest.raises(ConfigError, match="takes no options"):  # the built-in strategies read the fields
+        MaskingConfig(strategy="span", options={"k": 3})
+
+
+class _Vocab:
+    """The few tokenizer attributes build_masker reads."""
+
+    mask_token_id, unk_token_id, vocab_size, special_token_ids = MASK, UNK, V, SPECIAL
+
+
+def test_a_misspelt_strategy_gets_a_suggestion():
+    with pytest.raises(ConfigError, match="did you mean 'whole_word'"):
+        MaskingConfig(strategy="whole_wrd")
 
 
 def test_inputs_are_checked():

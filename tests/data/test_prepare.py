@@ -246,6 +246,30 @@ def test_output_folder_rules(tmp_path, en_tok):
         prepare_corpus([f], tmp_path / "new", en_tok, input_format="xml", **FAST)
 
 
+def test_options_are_a_typed_config_checked_before_any_file_is_read(tmp_path, en_tok):
+    from bertology.data.prepare import PrepareConfig
+    from bertology.errors import ConfigError
+
+    missing = tmp_path / "missing.txt"  # never opened: every bad option fails first
+    with pytest.raises(ConfigError, match=r"^prepare_corpus: unknown field 'worker'; did you mean 'workers'\?"):
+        prepare_corpus([missing], tmp_path / "out", en_tok, worker=2)
+    with pytest.raises(ConfigError, match="field 'input_format' .*did you mean 'jsonl'"):
+        prepare_corpus([missing], tmp_path / "out", en_tok, input_format="jsnl")
+    for bad in ({"workers": 0}, {"workers": True}, {"shard_tokens": 2.5}, {"record_case": "yes"}):
+        with pytest.raises(ConfigError, match=f"'{next(iter(bad))}'"):
+            PrepareConfig(**bad)
+    with pytest.raises(ConfigError, match="at most one of doc_per_file and doc_per_line"):
+        PrepareConfig(doc_per_file=True, doc_per_line=True)
+    with pytest.raises(ConfigError, match="apply to the text format"):
+        PrepareConfig(input_format="jsonl", doc_per_line=True)
+    assert PrepareConfig(chinese_words="none").chinese_words is None
+    f = tmp_path / "t.txt"
+    f.write_text("One document.\n\nAnother one.\n", encoding="utf-8")
+    config = PrepareConfig(progress=False, doc_per_line=True)
+    assert prepare_corpus([f], tmp_path / "out", en_tok, config).documents == 2
+    assert prepare_corpus([f], tmp_path / "again", en_tok, config, doc_per_line=False).documents == 2
+
+
 def test_batches_in_flight_are_bounded(en_tok):
     # Memory must not grow with the corpus: the pool may only run a few batches ahead of the writer.
     from bertology.data.prepare import _Options, _results

@@ -232,3 +232,52 @@ def test_missing_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         BertConfig.from_pretrained(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ families
+def test_every_family_is_registered_once_with_its_classes():
+    from bertology import models as m
+    from bertology.models.family import FAMILIES, family_for_config, family_for_encoder
+
+    assert set(FAMILIES) == {"bert", "albert", "roberta", "chinesebert", "ambert"}
+    bert = FAMILIES["bert"]
+    assert (bert.encoder_class, bert.pretraining_class, bert.masked_lm_class) == (
+        m.BertModel, m.BertForPreTraining, m.BertForMaskedLM)
+    assert FAMILIES["albert"].pretraining_class is m.AlbertForPreTraining
+    assert FAMILIES["albert"].masked_lm_class is m.AlbertForMaskedLM
+    assert FAMILIES["roberta"].pretraining_class is None
+    assert FAMILIES["roberta"].masked_lm_class is m.RobertaForMaskedLM
+    for name, config_class, encoder in (("albert", m.AlbertConfig, m.AlbertModel),
+                                        ("roberta", m.RobertaConfig, m.RobertaModel),
+                                        ("chinesebert", m.ChineseBertConfig, m.ChineseBertModel),
+                                        ("ambert", m.AmbertConfig, m.AmbertModel)):
+        family = FAMILIES[name]
+        assert family.config_class is config_class and family.encoder_class is encoder
+        # `load` finds the family by the model_type its config.json carries
+        assert config_class.__dataclass_fields__["model_type"].default == name
+        assert family_for_encoder(encoder) is family
+    assert family_for_config(BertConfig()) is FAMILIES["bert"]
+    assert "embedding_size" in FAMILIES["albert"].config_fields()
+    assert "extra" not in FAMILIES["bert"].config_fields() and "REQUIRED" not in FAMILIES["bert"].config_fields()
+
+
+def test_family_defaults_for_pretraining():
+    from types import SimpleNamespace
+
+    from bertology.models.family import FAMILIES
+
+    tok = SimpleNamespace(vocab_size=1200, pad_token_id=1)
+    bert = FAMILIES["bert"].defaults({}, tok, 128)
+    assert bert == {"vocab_size": 1200, "pad_token_id": 1, "max_position_embeddings": 512}
+    assert FAMILIES["bert"].defaults({}, tok, 1024)["max_position_embeddings"] == 1024
+    # RoBERTa's positions start after the padding index: pad + 1 more rows; one segment type
+    assert FAMILIES["roberta"].defaults({}, tok, 128) == {**bert, "max_position_embeddings": 514, "type_vocab_size": 1}
+    assert FAMILIES["ambert"].defaults({}, tok, 128) == {**bert, "coarse_vocab_size": 20000}
+
+
+def test_load_refuses_an_unknown_model_type(tmp_path):
+    from bertology.models import load
+
+    (tmp_path / "config.json").write_text(json.dumps({**_minilm_dict(), "model_type": "bart"}))
+    with pytest.raises(ConfigError, match="'bart'; known types: .*'albert'"):
+        load(tmp_path)

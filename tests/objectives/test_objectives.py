@@ -112,6 +112,21 @@ def test_electra_generator_shares_embeddings_and_labels_replacements():
     assert model.bert.embeddings.word.weight.grad is not None
 
 
+def test_rtd_options_are_typed_and_checked():
+    from bertology.objectives import RtdOptions
+
+    model = PretrainingModel(CFG, ["rtd"], {"rtd": RtdOptions(generator_layers=2, temperature=0.5)})
+    assert len(model.objectives["rtd"].generator.encoder.layers) == 2 and model.objectives["rtd"].temperature == 0.5
+    default = PretrainingModel(CFG, ["rtd"]).objectives["rtd"]
+    assert len(default.generator.encoder.layers) == 1 and default.temperature == 1.0  # a quarter of 2, at least 1
+    with pytest.raises(ConfigError, match="objective_options.rtd: unknown field 'generator_layer'; did you mean"):
+        PretrainingModel(CFG, ["rtd"], {"rtd": {"generator_layer": 1}})
+    with pytest.raises(ConfigError, match="'generator_layers' must be >= 1"):
+        RtdOptions(generator_layers=0)
+    with pytest.raises(ConfigError, match="'temperature' must be positive"):
+        RtdOptions(temperature=0.0)
+
+
 def test_rtd_discriminator_loss_by_hand():
     torch.manual_seed(0)
     model = PretrainingModel(CFG, ["rtd"]).eval()
@@ -131,8 +146,16 @@ def test_objective_combinations_that_make_no_sense_are_refused():
         PretrainingModel(CFG, ["mlm", "nope"])
     with pytest.raises(ConfigError, match="one sentence-pair objective"):
         PretrainingModel(CFG, ["nsp", "sop"])
-    with pytest.raises(ConfigError, match="rtd"):
+    with pytest.raises(ConfigError, match="objective 'rtd' cannot be combined with 'mlm'"):
         PretrainingModel(CFG, ["mlm", "rtd"])
+    with pytest.raises(ConfigError, match="did you mean 'mlm'"):
+        PretrainingModel(CFG, ["mlmm"])
+
+
+def test_conflicts_and_needs_are_declared_on_the_objectives():
+    assert OBJECTIVES["rtd"].conflicts == ("mlm",)
+    assert {n for n, c in OBJECTIVES.items() if c.needs_pooler} == {"nsp", "sop", "order", "distance"}
+    assert {n for n in OBJECTIVES if OBJECTIVES.entry(n).options is not None} == {"rtd"}
 
 
 def test_rtd_refuses_families_it_cannot_share_embeddings_with():

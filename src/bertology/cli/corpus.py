@@ -52,18 +52,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from ..data import prepare_corpus
+    from ..data.prepare import PrepareConfig, prepare_corpus
     from ..tokenization import load_tokenizer
 
-    tokenizer = load_tokenizer(args.tokenizer)
-    summary = prepare_corpus(
-        args.inputs, args.output, tokenizer, input_format=args.input_format, language=args.language,
+    # the options are checked before the tokenizer is read, so a bad one fails at once
+    config = PrepareConfig(
+        input_format=args.input_format, language=args.language,
         chinese_words=None if args.chinese_words == "none" else args.chinese_words,
-        record_case=args.record_case, record_pinyin=args.record_pinyin, workers=args.workers, shard_tokens=args.shard_tokens,
-        max_line_chars=args.max_line_chars, max_sentence_tokens=args.max_sentence_tokens,
-        text_field=args.text_field, doc_per_file=args.doc_per_file, doc_per_line=args.doc_per_line,
-        overwrite=args.overwrite, progress=not args.no_progress,
+        record_case=args.record_case, record_pinyin=args.record_pinyin, workers=args.workers,
+        shard_tokens=args.shard_tokens, max_line_chars=args.max_line_chars,
+        max_sentence_tokens=args.max_sentence_tokens, text_field=args.text_field, doc_per_file=args.doc_per_file,
+        doc_per_line=args.doc_per_line, overwrite=args.overwrite, progress=not args.no_progress,
     )
+    summary = prepare_corpus(args.inputs, args.output, load_tokenizer(args.tokenizer), config)
     print(summary.to_table())
     print(f"\nwrote {args.output} (summary in {args.output}/summary.md)")
     return 0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError
-from ..utils.typed import check_fields
+from ..utils.typed import Where, as_where, check_choice, check_fields
 
 if TYPE_CHECKING:
     from .shards import TokenCorpus
@@ -44,20 +44,24 @@ class FormatConfig:
     pair_task: str | None = None
 
     def __post_init__(self) -> None:
-        check_fields(self)
-        if self.format not in FORMATS:
-            raise ConfigError(f"field 'format' is {self.format!r}; choose one of {list(FORMATS)}")
+        self.validate()
+
+    def validate(self, where: str | Where = "") -> None:
+        """Raise ConfigError naming the first field with a wrong type or an impossible value."""
+        where = as_where(where)
+        check_fields(self, where)
+        check_choice(where, "format", self.format, FORMATS)
         if self.max_length < 8:
-            raise ConfigError(f"field 'max_length' must be at least 8, got {self.max_length}")
+            raise ConfigError(f"{where}field 'max_length' must be at least 8, got {self.max_length}")
         if not 0 <= self.short_seq_prob <= 1:
-            raise ConfigError(f"field 'short_seq_prob' must lie in [0, 1], got {self.short_seq_prob}")
+            raise ConfigError(f"{where}field 'short_seq_prob' must lie in [0, 1], got {self.short_seq_prob}")
         if not 0 <= self.eval_fraction < 1:
-            raise ConfigError(f"field 'eval_fraction' must lie in [0, 1), got {self.eval_fraction}")
-        if self.pair_task is not None and self.pair_task not in PAIR_TASKS:
-            raise ConfigError(f"field 'pair_task' is {self.pair_task!r}; choose one of {list(PAIR_TASKS)}")
+            raise ConfigError(f"{where}field 'eval_fraction' must lie in [0, 1), got {self.eval_fraction}")
+        if self.pair_task is not None:
+            check_choice(where, "pair_task", self.pair_task, PAIR_TASKS)
         pair_format = self.format in ("segment_pair", "sentence_pair")
         if self.pair_task and not pair_format:
-            raise ConfigError(f"the sentence task '{self.pair_task}' needs a pair format (segment_pair or "
+            raise ConfigError(f"{where}the sentence task '{self.pair_task}' needs a pair format (segment_pair or "
                               f"sentence_pair), not '{self.format}'")
 
 

@@ -3,7 +3,8 @@
 A strategy (token, whole word, span, entity) only *selects* the positions to predict; the base class then
 corrupts them the BERT way (replacement token / random token / unchanged, 80/10/10 by default), so the
 strategies compare on selection alone. Strategies are chosen by name from :data:`MASKERS`: a new one is one
-class and one registry line. Work is numpy, per sequence, and every draw comes from the Generator passed
+module with a class decorated `@MASKERS.register("name")` (with `options=OptionsDataclass` if it takes options
+of its own, given as `masking.options`). Work is numpy, per sequence, and every draw comes from the Generator passed
 in, so a mask is reproducible from (seed, epoch, index) alone (see :meth:`Masker.rng_for`).
 """
 
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..utils.typed import check_fields, from_mapping
+from ..utils.registry import Registry
+from ..utils.typed import Where, as_where, check_choice, check_fields, from_mapping
 
 if TYPE_CHECKING:
     from ..tokenization.wordpiece import Tokenizer
@@ -32,6 +34,9 @@ __all__ = [
 IGNORE_INDEX = -100
 REPLACEMENTS = ("mask", "unk")
 MODES = ("dynamic", "static")
+
+#: Strategies by name; MaskingConfig.strategy must be a key.
+MASKERS: Registry[type[Masker]] = Registry("masker")
 
 
 @dataclass
@@ -58,39 +63,48 @@ class MaskingConfig:
     mode: str = "dynamic"
     #: number of distinct masks per sequence in static mode
     static_copies: int = 10
+    #: options of a strategy registered with an options dataclass of its own (the built-in ones read the
+    #: fields above)
+    options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self, where: str = "") -> None:
+    def validate(self, where: str | Where = "") -> None:
         """Raise ConfigError naming the first field with a wrong type or an impossible value."""
+        where = as_where(where)
         check_fields(self, where)
+        check_choice(where, "strategy", self.strategy, MASKERS)
+        self.strategy_options(where)
 
         def prob(x: float) -> bool:
             return 0.0 <= x <= 1.0
 
         checks = [
-            ("strategy", self.strategy in MASKERS, f"be one of {sorted(MASKERS)}"),
             # rate 0 would still predict one token per sequence (the budget is at least 1): refuse it.
             ("rate", 0.0 < self.rate <= 1.0, "lie in (0, 1]"),
             ("mask_prob", prob(self.mask_prob), "lie in [0, 1]"),
             ("random_prob", prob(self.random_prob), "lie in [0, 1]"),
-            ("replacement", self.replacement in REPLACEMENTS, f"be one of {list(REPLACEMENTS)}"),
             ("max_predictions", self.max_predictions is None or self.max_predictions >= 1, "be >= 1 or null"),
             ("span_p", 0.0 < self.span_p <= 1.0, "lie in (0, 1]"),
             ("span_max", self.span_max >= 1, "be >= 1"),
             ("lexicon", self.lexicon is None or self.lexicon.strip() != "", "be a file path or null"),
-            ("mode", self.mode in MODES, f"be one of {list(MODES)}"),
             ("static_copies", self.static_copies >= 1, "be >= 1"),
         ]
         for name, ok, must in checks:
             if not ok:
                 raise ConfigError(f"{where}field '{name}' must {must}, got {getattr(self, name)!r}")
+        check_choice(where, "replacement", self.replacement, REPLACEMENTS)
+        check_choice(where, "mode", self.mode, MODES)
         if self.mask_prob + self.random_prob > 1.0 + 1e-9:
             raise ConfigError(
                 f"{where}fields 'mask_prob' + 'random_prob' must sum to at most 1, got "
                 f"{self.mask_prob} + {self.random_prob}"
             )
+
+    def strategy_options(self, where: str | Where = "") -> Any:
+        """`options` parsed into the dataclass the strategy was registered with (None if it takes none)."""
+        return MASKERS.options(self.strategy, self.options, as_where(where).child("options"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "") -> MaskingConfig:
@@ -179,6 +193,8 @@ class Masker:
         if config.random_prob > 0 and self._random_pool.size == 0:
             raise ValueError("random_prob > 0 but every vocabulary id is special: nothing to draw from")
         self.replacement_id = self.mask_token_id if config.replacement == "mask" else self.unk_token_id
+        #: the strategy's own options (its registered options dataclass), None for the built-in strategies
+        self.options = config.strategy_options()
         self.lexicon_ids = [list(map(int, p)) for p in lexicon_ids] if lexicon_ids is not None else None
 
     def __repr__(self) -> str:
@@ -253,6 +269,7 @@ class Masker:
         return np.random.default_rng([seed, epoch, index])
 
 
+@MASKERS.register("token")
 class TokenMasker(Masker):
     """Original BERT: `budget` maskable positions uniformly at random, without replacement."""
 
@@ -289,6 +306,7 @@ class UnitMasker(Masker):
         return selected
 
 
+@MASKERS.register("whole_word")
 class WholeWordMasker(UnitMasker):
     """Whole-word masking (BERT's 2019 update): the pieces of a word are predicted together or not at all."""
 
@@ -296,6 +314,7 @@ class WholeWordMasker(UnitMasker):
         return word_units(maskable, word_starts)[0]
 
 
+@MASKERS.register("entity")
 class EntityMasker(UnitMasker):
     """ERNIE-style phrase/entity masking: lexicon phrases found in the text are units, as are other words.
 
@@ -392,6 +411,7 @@ class Span(NamedTuple):
     trimmed: bool
 
 
+@MASKERS.register("span")
 class SpanMasker(Masker):
     """SpanBERT span masking: contiguous runs of whole words with geometric lengths.
 
@@ -449,15 +469,6 @@ class SpanMasker(Masker):
         return selected, spans
 
 
-#: Strategies by name; MaskingConfig.strategy must be a key.
-MASKERS: dict[str, type[Masker]] = {
-    "token": TokenMasker,
-    "whole_word": WholeWordMasker,
-    "span": SpanMasker,
-    "entity": EntityMasker,
-}
-
-
 # ---------------------------------------------------------------------------------------------- building
 
 
@@ -480,7 +491,7 @@ def read_lexicon(path: str | os.PathLike, tokenizer: Tokenizer) -> list[list[int
 def build_masker(config: MaskingConfig, tokenizer: Tokenizer) -> Masker:
     """The masker `config.strategy` names, with ids (and the lexicon, if it needs one) from `tokenizer`."""
     config.validate()
-    cls = MASKERS[config.strategy]
+    cls = MASKERS.entry(config.strategy).obj
     lexicon_ids = None
     if cls.uses_lexicon:
         if config.lexicon is None:

@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..utils.io import atomic_write
 from ..utils.table import format_table
+from ..utils.typed import Where, as_where, check_choice, check_fields, parse
 from .sentences import LANGUAGES, has_cjk, split_sentences
 from .shards import (
     FORMAT_VERSION,
@@ -47,7 +49,7 @@ from .sources import (
     list_input_files,
 )
 
-__all__ = ["PrepareSummary", "prepare_corpus"]
+__all__ = ["PrepareConfig", "PrepareSummary", "prepare_corpus"]
 
 SUMMARY_FILE = "summary.md"
 _CHINESE_WORDS = ("jieba", None)
@@ -408,7 +410,8 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _results(batches: Iterable[list[tuple[str, str]]], options: _Options, workers: int) -> Iterator[_BatchResult]:
+def _results(batches: Iterable[list[tuple[str, str]]], options: _Options,
+             workers: int) -> Generator[_BatchResult, None, None]:
     """Process batches in input order: in this process for one worker, else in a process pool with a
     bounded number of batches in flight (Pool.imap would read the whole corpus ahead)."""
     if workers <= 1:
@@ -450,76 +453,126 @@ def _prepare_output(output: Path, overwrite: bool) -> None:
             entry.unlink()
 
 
+@dataclass
+class PrepareConfig:
+    """How a corpus is read, split, tokenized and sharded: every option of `prepare_corpus` but the inputs,
+    the output folder and the tokenizer. Checked when built, so a bad option fails before any file is read."""
+
+    #: "text" (documents separated by blank lines), "jsonl" or "pku"
+    input_format: str = "text"
+    #: sentence-splitting rules: "auto" (zh for documents with CJK ideographs), "en" or "zh"
+    language: str = "auto"
+    #: "jieba": a CJK character starts a word only where a jieba word starts; None ("none"): every character
+    chinese_words: str | None = "jieba"
+    record_case: bool = False
+    record_pinyin: bool = False
+    workers: int = 2
+    #: start a new shard past this many tokens
+    shard_tokens: int = 50_000_000
+    #: documents and characters per batch handed to a worker
+    batch_docs: int = 1024
+    batch_chars: int = 400_000
+    #: longer lines are skipped (and counted)
+    max_line_chars: int = 100_000
+    #: longer sentences are cut into chunks (and counted)
+    max_sentence_tokens: int = 4096
+    #: the JSONL field holding the text
+    text_field: str = "text"
+    #: text format: each file, or each line, is one document
+    doc_per_file: bool = False
+    doc_per_line: bool = False
+    #: replace an existing prepared corpus in the output folder
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, where: str | Where = "") -> None:
+        """Raise ConfigError naming the first option with a wrong type or an impossible value."""
+        where = as_where(where)
+        if self.chinese_words == "none":
+            self.chinese_words = None
+        check_fields(self, where)
+        check_choice(where, "input_format", self.input_format, INPUT_FORMATS)
+        check_choice(where, "language", self.language, LANGUAGES)
+        check_choice(where, "chinese_words", self.chinese_words, _CHINESE_WORDS)
+        if self.doc_per_file and self.doc_per_line:
+            raise ConfigError(f"{where}choose at most one of doc_per_file and doc_per_line")
+        if self.input_format != "text" and (self.doc_per_file or self.doc_per_line):
+            raise ConfigError(f"{where}doc_per_file / doc_per_line apply to the text format, "
+                              f"not {self.input_format!r}")
+        for name in ("workers", "batch_docs", "batch_chars", "max_line_chars", "max_sentence_tokens",
+                     "shard_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}field '{name}' must be a positive int, got {getattr(self, name)!r}")
+
+
 def prepare_corpus(
     inputs: Sequence[str | os.PathLike] | str | os.PathLike,
     output: str | os.PathLike,
     tokenizer: Any,
-    input_format: str = "text",
-    language: str = "auto",
-    chinese_words: str | None = "jieba",
-    record_case: bool = False,
-    record_pinyin: bool = False,
-    workers: int = 2,
-    shard_tokens: int = 50_000_000,
-    batch_docs: int = 1024,
-    batch_chars: int = 400_000,
-    max_line_chars: int = 100_000,
-    max_sentence_tokens: int = 4096,
-    text_field: str = "text",
-    doc_per_file: bool = False,
-    doc_per_line: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
+    config: PrepareConfig | None = None,
+    **options: Any,
 ) -> PrepareSummary:
     """Read, split, tokenize and shard a corpus into `output`; return (and save) the summary.
 
-    `tokenizer` is a :class:`bertology.Tokenizer`. Sentences are tokenized without special tokens;
-    `chinese_words="jieba"` makes a CJK character a word start only where a jieba word starts (what
-    Chinese whole-word masking needs). Lines, sentences and documents left out are counted by reason in
-    the summary, with file:line examples. The shards are byte-identical for equal inputs and options.
+    The options are a :class:`PrepareConfig`, or its fields as keywords (`input_format="pku", workers=4`;
+    a misspelt one is refused with a suggestion). `tokenizer` is a :class:`bertology.Tokenizer`. Sentences
+    are tokenized without special tokens; `chinese_words="jieba"` makes a CJK character a word start only
+    where a jieba word starts (what Chinese whole-word masking needs). Lines, sentences and documents left
+    out are counted by reason in the summary, with file:line examples. The shards are byte-identical for
+    equal inputs and options.
     """
+    if config is None:
+        config = parse(PrepareConfig, options, "prepare_corpus")
+    elif options:
+        config = parse(PrepareConfig, {**asdict(config), **options}, "prepare_corpus")
+    return _prepare(inputs, output, tokenizer, config)
+
+
+def _prepare(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike, tokenizer: Any,
+             config: PrepareConfig) -> PrepareSummary:
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    if input_format not in INPUT_FORMATS:
-        raise ValueError(f"input_format must be one of {list(INPUT_FORMATS)}, got {input_format!r}")
-    if language not in LANGUAGES:
-        raise ValueError(f"language must be one of {list(LANGUAGES)}, got {language!r}")
-    if chinese_words == "none":
-        chinese_words = None
-    if chinese_words not in _CHINESE_WORDS:
-        raise ValueError(f"chinese_words must be 'jieba' or None, got {chinese_words!r}")
-    if doc_per_file and doc_per_line:
-        raise ValueError("choose at most one of doc_per_file and doc_per_line")
-    if input_format != "text" and (doc_per_file or doc_per_line):
-        raise ValueError(f"doc_per_file / doc_per_line apply to the text format, not {input_format!r}")
-    for name, value in (("workers", workers), ("batch_docs", batch_docs), ("batch_chars", batch_chars),
-                        ("max_line_chars", max_line_chars), ("max_sentence_tokens", max_sentence_tokens),
-                        ("shard_tokens", shard_tokens)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
     files = list_input_files(inputs)
     output = Path(output)
-    _prepare_output(output, overwrite)
+    _prepare_output(output, config.overwrite)
 
     started = time.perf_counter()
     dtype = token_dtype(tokenizer.vocab_size)
     options = _Options(
-        tokenizer_json=tokenizer.backend.to_str(), dtype=dtype.name, language=language,
-        chinese_words=chinese_words, record_case=record_case, max_sentence_tokens=max_sentence_tokens,
-        record_pinyin=record_pinyin,
+        tokenizer_json=tokenizer.backend.to_str(), dtype=dtype.name, language=config.language,
+        chinese_words=config.chinese_words, record_case=config.record_case,
+        max_sentence_tokens=config.max_sentence_tokens, record_pinyin=config.record_pinyin,
     )
     log = SkipLog()
-    reader = LineReader(max_line_chars, log)
-    documents = iter_documents(files, log, input_format, text_field, doc_per_file, doc_per_line,
-                               max_line_chars, reader=reader)
-    writer = ShardWriter(output, dtype, record_case, shard_tokens, record_pinyin)
+    reader = LineReader(config.max_line_chars, log)
+    documents = iter_documents(files, log, config.input_format, config.text_field, config.doc_per_file,
+                               config.doc_per_line, config.max_line_chars, reader=reader)
+    writer = ShardWriter(output, dtype, config.record_case, config.shard_tokens, config.record_pinyin)
     summary = PrepareSummary(files=len(files))
+    results = _results(_batches(documents, config.batch_docs, config.batch_chars), options, config.workers)
+    shards = _write(results, writer, summary, log, config.progress)
+    summary.shards = len(shards)
+    summary.bytes_read = reader.bytes_read
+    summary.skipped = {k: int(v) for k, v in sorted(log.counts.items())}
+    summary.examples = {k: list(v) for k, v in sorted(log.examples.items()) if k in summary.skipped}
+    summary.seconds = time.perf_counter() - started
+    with atomic_write(output / SUMMARY_FILE) as handle:
+        handle.write(f"# Corpus preparation summary\n\n{summary.to_markdown()}\n")
+    write_meta(output, _meta(inputs, config, tokenizer, dtype, summary, shards))
+    return summary
+
+
+def _write(results: Generator[_BatchResult, None, None], writer: ShardWriter, summary: PrepareSummary, log: SkipLog,
+           progress: bool) -> list[Any]:
+    """Append each batch's results to the shards, counting into the summary; the shards written."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(unit="tok", unit_scale=True, desc="tokenizing", leave=False)
-    results = _results(_batches(documents, batch_docs, batch_chars), options, workers)
     try:
         for result in results:
             writer.add(result.tokens, result.word_starts, result.case, result.sentence_lengths,
@@ -533,7 +586,7 @@ def prepare_corpus(
                 log.skip(reason, where)
             if bar is not None:
                 bar.update(len(result.tokens))
-        shards = writer.close()
+        return writer.close()
     except BaseException:
         writer.abort()
         raise
@@ -542,29 +595,25 @@ def prepare_corpus(
         if bar is not None:
             bar.close()
 
-    summary.shards = len(shards)
-    summary.bytes_read = reader.bytes_read
-    summary.skipped = {k: int(v) for k, v in sorted(log.counts.items())}
-    summary.examples = {k: list(v) for k, v in sorted(log.examples.items()) if k in summary.skipped}
-    summary.seconds = time.perf_counter() - started
-    meta = {
+
+def _meta(inputs: Sequence[str | os.PathLike], config: PrepareConfig, tokenizer: Any, dtype: np.dtype,
+          summary: PrepareSummary, shards: list[Any]) -> dict[str, Any]:
+    """meta.json: what the shards hold, and the options that made them (so a folder can be remade)."""
+    c = config
+    return {
         "format_version": FORMAT_VERSION,
         "token_dtype": dtype.name,
-        "record_case": bool(record_case),
-        "record_pinyin": bool(record_pinyin),
+        "record_case": bool(c.record_case),
+        "record_pinyin": bool(c.record_pinyin),
         "tokenizer": tokenizer_description(tokenizer),
         "counts": {"documents": summary.documents, "sentences": summary.sentences, "tokens": summary.tokens},
         "options": {
-            "inputs": [str(p) for p in inputs], "input_format": input_format, "language": language,
-            "chinese_words": chinese_words, "record_case": record_case, "record_pinyin": record_pinyin,
-            "shard_tokens": shard_tokens,
-            "max_line_chars": max_line_chars, "max_sentence_tokens": max_sentence_tokens,
-            "text_field": text_field, "doc_per_file": doc_per_file, "doc_per_line": doc_per_line,
+            "inputs": [str(p) for p in inputs], "input_format": c.input_format, "language": c.language,
+            "chinese_words": c.chinese_words, "record_case": c.record_case, "record_pinyin": c.record_pinyin,
+            "shard_tokens": c.shard_tokens,
+            "max_line_chars": c.max_line_chars, "max_sentence_tokens": c.max_sentence_tokens,
+            "text_field": c.text_field, "doc_per_file": c.doc_per_file, "doc_per_line": c.doc_per_line,
         },
         "summary": summary.to_dict(),
         "shards": shards,
     }
-    with atomic_write(output / SUMMARY_FILE) as handle:
-        handle.write(f"# Corpus preparation summary\n\n{summary.to_markdown()}\n")
-    write_meta(output, meta)
-    return summary

@@ -13,6 +13,7 @@ from .checkpoint import NameMap, Rule
 from .config import BertConfig
 from .embeddings import TokenPositionSegmentEmbedding
 from .encoder import Encoder, EncoderLayer
+from .family import Family, register_family
 from .pretrained import register
 
 SHARING = ("all", "attention", "ffn", "none")
@@ -96,7 +97,7 @@ ALBERT_MLM_NAMES = NameMap(
 ALBERT_SOP_NAMES = NameMap([Rule("sop_classifier.classifier.{w}", "sentence_head.classifier.{w}")])
 
 
-@register("albert", base=True)
+@register("albert")
 class AlbertModel(BertModel):
     config_class = AlbertConfig
     base_prefix = "albert."
@@ -140,3 +141,5 @@ class AlbertForPreTraining(BertForPreTraining):
     def name_map(cls) -> NameMap:
         return ALBERT_ENCODER_NAMES.with_prefix("albert.", "bert.") + ALBERT_MLM_NAMES + ALBERT_SOP_NAMES
 
+
+register_family(Family("albert", AlbertConfig, AlbertModel, AlbertForPreTraining, AlbertForMaskedLM))

@@ -7,7 +7,9 @@ parameter is shared by construction; only the embedding tables differ.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from ..errors import ConfigError
 from .bert import BertModel
 from .checkpoint import NameMap, Rule
 from .config import BertConfig
+from .family import Family, VocabInfo, bert_defaults, register_family
 from .outputs import EncoderOutput
 from .pretrained import PreTrainedModel, register
 
@@ -40,7 +43,7 @@ class AmbertConfig(BertConfig):
 AMBERT_NAMES = NameMap([Rule("fine.{rest}", "fine.{rest}"), Rule("coarse.embeddings.{rest}", "coarse.embeddings.{rest}")])
 
 
-@register("ambert", base=True)
+@register("ambert")
 class AmbertModel(PreTrainedModel):
     config_class = AmbertConfig
 
@@ -84,3 +87,11 @@ def agreement_loss(fine_logits: torch.Tensor, coarse_logits: torch.Tensor, combi
     ce = sum(F.cross_entropy(logits.float(), labels) for logits in (fine_logits, coarse_logits, combined_logits))
     gap = (fine_logits.float().softmax(-1) - coarse_logits.float().softmax(-1)).pow(2).sum(-1).mean()
     return ce + weight * gap
+
+
+def ambert_defaults(spec: Mapping[str, Any], tokenizer: VocabInfo, max_length: int) -> dict[str, Any]:
+    """BERT's, plus a cap on the coarse vocabulary; the vocabulary built from the corpus then sets its size."""
+    return {**bert_defaults(spec, tokenizer, max_length), "coarse_vocab_size": 20000}
+
+
+register_family(Family("ambert", AmbertConfig, AmbertModel, defaults=ambert_defaults))

@@ -11,6 +11,7 @@ from .checkpoint import NameMap, Rule
 from .config import BertConfig
 from .embeddings import TokenPositionSegmentEmbedding
 from .encoder import Encoder, EncoderLayer
+from .family import Family, register_family
 from .heads import MaskedLMHead, Pooler, SentencePairHead
 from .outputs import EncoderOutput, MaskedLMOutput, PreTrainingOutput
 from .pretrained import PreTrainedModel, register
@@ -52,7 +53,7 @@ BERT_MLM_NAMES = NameMap(
 BERT_NSP_NAMES = NameMap([Rule("cls.seq_relationship.{w}", "sentence_head.classifier.{w}")])
 
 
-@register("bert", base=True)
+@register("bert")
 class BertModel(PreTrainedModel):
     """Embeddings, post-LN encoder and (optionally) the [CLS] pooler.
 
@@ -255,3 +256,6 @@ class BertForPreTraining(_BertWithHeads):
             attentions=out.attentions,
             attention_scores=out.attention_scores,
         )
+
+
+register_family(Family("bert", BertConfig, BertModel, BertForPreTraining, BertForMaskedLM))

@@ -14,6 +14,7 @@ from torch import nn
 from .bert import BERT_ENCODER_NAMES, LEGACY_NAMES, BertForMaskedLM, BertModel
 from .checkpoint import NameMap, Rule
 from .config import BertConfig
+from .family import Family, register_family
 from .glyph import FusionEmbedding, GlyphRenderer
 from .pretrained import register
 
@@ -39,7 +40,7 @@ CHINESEBERT_NAMES = NameMap(
 )
 
 
-@register("chinesebert", base=True)
+@register("chinesebert")
 class ChineseBertModel(BertModel):
     config_class = ChineseBertConfig
     base_prefix = "chinesebert."
@@ -76,3 +77,6 @@ class ChineseBertForMaskedLM(BertForMaskedLM):
         from .bert import BERT_MLM_NAMES
 
         return CHINESEBERT_NAMES.with_prefix("chinesebert.", "bert.") + BERT_MLM_NAMES
+
+
+register_family(Family("chinesebert", ChineseBertConfig, ChineseBertModel, None, ChineseBertForMaskedLM))

@@ -1,7 +1,8 @@
 """`from_pretrained` / `save_pretrained` for every model family, and `load(folder)` by model_type.
 
 A family supplies its config class, its Hugging Face name map and, for head models, the prefix under
-which transformers nests the encoder ("bert."), so checkpoints of one class load into another.
+which transformers nests the encoder ("bert."), so checkpoints of one class load into another. `load`
+finds the family by model_type in the one family registry (models/family.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -18,23 +20,24 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from .checkpoint import SAFE_WEIGHTS, NameMap, read_weights, write_safetensors
 from .config import CONFIG_NAME, BertConfig
+from .family import FAMILIES
 
 logger = logging.getLogger("bertology")
 
 M = TypeVar("M", bound="PreTrainedModel")
 
-#: class name -> class, and model_type -> the family's bare encoder class (for `load`)
+#: class name -> class, for the `architectures` a config.json names (for `load`)
 ARCHITECTURES: dict[str, type[PreTrainedModel]] = {}
-BASE_MODELS: dict[str, type[PreTrainedModel]] = {}
 
 
-def register(model_type: str, base: bool = False):
-    """Class decorator: make a model class loadable by `load(folder)`."""
+def register(model_type: str) -> Callable[[type[M]], type[M]]:
+    """Class decorator: make a model class of family `model_type` loadable by the name a config.json gives it.
+
+    The family itself (and so its bare encoder, the fallback) is registered once, with `register_family`.
+    """
 
     def wrap(cls: type[M]) -> type[M]:
         ARCHITECTURES[cls.__name__] = cls
-        if base:
-            BASE_MODELS[model_type] = cls
         return cls
 
     return wrap
@@ -183,10 +186,10 @@ def _model_class(folder: str | os.PathLike) -> type[PreTrainedModel]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     model_type = raw.get("model_type") if isinstance(raw, dict) else None
-    if model_type not in BASE_MODELS:
-        raise ConfigError(f"{path}: field 'model_type' is {model_type!r}; known types: {sorted(BASE_MODELS)}")
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
+        raise ConfigError(f"{path}: field 'model_type' is {model_type!r}; known types: {sorted(FAMILIES)}")
     names = raw.get("architectures") or []
-    return next((ARCHITECTURES[n] for n in names if n in ARCHITECTURES), BASE_MODELS[model_type])
+    return next((ARCHITECTURES[n] for n in names if n in ARCHITECTURES), FAMILIES[model_type].encoder_class)
 
 
 def read_config(folder: str | os.PathLike) -> BertConfig:

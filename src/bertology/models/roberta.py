@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from .bert import BERT_ENCODER_NAMES, LEGACY_NAMES, BertForMaskedLM, BertModel
 from .checkpoint import NameMap, Rule
 from .config import BertConfig
+from .family import Family, VocabInfo, bert_defaults, register_family
 from .pretrained import register
 
 
@@ -36,7 +39,7 @@ ROBERTA_LM_NAMES = NameMap(
 )
 
 
-@register("roberta", base=True)
+@register("roberta")
 class RobertaModel(BertModel):
     config_class = RobertaConfig
     base_prefix = "roberta."
@@ -61,3 +64,13 @@ class RobertaForMaskedLM(BertForMaskedLM):
     @classmethod
     def name_map(cls) -> NameMap:
         return BERT_ENCODER_NAMES.with_prefix("roberta.", "bert.") + ROBERTA_LM_NAMES
+
+
+def roberta_defaults(spec: Mapping[str, Any], tokenizer: VocabInfo, max_length: int) -> dict[str, Any]:
+    """Positions start after the padding index, so the table needs pad + 1 more rows; one segment type."""
+    defaults = bert_defaults(spec, tokenizer, max_length)
+    defaults["max_position_embeddings"] += tokenizer.pad_token_id + 1
+    return {**defaults, "type_vocab_size": 1}
+
+
+register_family(Family("roberta", RobertaConfig, RobertaModel, None, RobertaForMaskedLM, defaults=roberta_defaults))

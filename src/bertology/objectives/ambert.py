@@ -1,14 +1,25 @@
-"""AMBERT pretraining: masked-LM on the fine-grained and on the coarse-grained sequence, one shared encoder."""
+"""AMBERT pretraining: masked-LM on the fine-grained and on the coarse-grained sequence, one shared encoder.
+
+The shared PretrainingModel cannot train two granularities, so the AMBERT family's registration is completed
+here (models may not import training code) with its own pretraining: the coarse vocabulary built from the
+training documents, this two-headed model, and the collator that adds the aligned coarse batch.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
+from ..data.coarse import AmbertCollator, CoarseVocabulary
+from ..data.collate import PretrainingCollator
+from ..errors import ConfigError
 from ..models.ambert import AmbertConfig, AmbertModel
+from ..models.family import FAMILIES
 from ..models.heads import IGNORE_INDEX, MaskedLMHead
 from ..models.pretrained import init_bert_weights
 from ..training.protocol import StepOutput
@@ -47,3 +58,34 @@ class AmbertPretrainingModel(nn.Module):
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """The encoder and both embedding tables (our own layout; the MLM heads stay in the checkpoints)."""
         return self.ambert.save_pretrained(folder)
+
+
+class AmbertPretraining:
+    """AMBERT's side of a pretraining run (the FamilyPretraining hook of models/family.py)."""
+
+    def __init__(self) -> None:
+        self.vocab: CoarseVocabulary | None = None
+
+    @classmethod
+    def check(cls, objectives: list[str], where: str = "") -> None:
+        if list(objectives) != ["mlm"]:
+            raise ConfigError(f"{where}AMBERT pretrains with objectives {{mlm: 1.0}} (on both granularities)")
+
+    def build_model(self, config: AmbertConfig, objectives: list[str], corpus: Any,
+                    documents: np.ndarray) -> AmbertPretrainingModel:
+        """The coarse vocabulary of the training documents (its size capped by the config, then set to what
+        was found), and the model over both vocabularies."""
+        self.check(objectives)
+        self.vocab = CoarseVocabulary.build(corpus, documents, config.coarse_vocab_size)
+        config.coarse_vocab_size = len(self.vocab)
+        return AmbertPretrainingModel(config)
+
+    def collator(self, collator: PretrainingCollator, tokenizer: Any, run_dir: str) -> AmbertCollator:
+        """Adds the coarse batch to each fine one; the vocabulary is saved in the run folder beside the model."""
+        if self.vocab is None:
+            raise RuntimeError("build_model comes first: it builds the coarse vocabulary")
+        self.vocab.save(Path(run_dir) / "coarse_vocab.json")
+        return AmbertCollator(collator, self.vocab, tokenizer.mask_token_id)
+
+
+FAMILIES.add("ambert", dataclasses.replace(FAMILIES["ambert"], pretraining=AmbertPretraining))

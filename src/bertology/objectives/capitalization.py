@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch.nn.functional as F
 from torch import nn
 
@@ -19,7 +17,7 @@ CASE_CLASSES = 5
 class Capitalization(Objective):
     needs_case = True
 
-    def __init__(self, config: BertConfig, encoder: BertModel, options: dict[str, Any]) -> None:
+    def __init__(self, config: BertConfig, encoder: BertModel, options: None = None) -> None:
         super().__init__()
         self.head = nn.Linear(config.hidden_size, CASE_CLASSES)
 

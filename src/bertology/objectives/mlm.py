@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..models.bert import BertModel
 from ..models.config import BertConfig
 from ..models.heads import IGNORE_INDEX, MaskedLMHead
@@ -14,7 +12,7 @@ from .base import Objective, accuracy, register
 class MaskedLM(Objective):
     needs_masking = True
 
-    def __init__(self, config: BertConfig, encoder: BertModel, options: dict[str, Any]) -> None:
+    def __init__(self, config: BertConfig, encoder: BertModel, options: None = None) -> None:
         super().__init__()
         self.head = MaskedLMHead(config, encoder.embeddings.word)
 

@@ -9,52 +9,44 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-from ..models.bert import BertForMaskedLM, BertForPreTraining, BertModel
-from ..models.chinesebert import ChineseBertForMaskedLM, ChineseBertModel
+from ..models.bert import BertModel
 from ..models.config import BertConfig
+from ..models.family import family_for_config, family_for_encoder
 from ..models.pretrained import init_bert_weights
-from ..models.roberta import RobertaForMaskedLM, RobertaModel
 from ..training.protocol import StepOutput
-from .base import OBJECTIVES
+from ..utils.typed import Where
+from .base import objective_classes, objective_options
 
-#: encoder class -> (its MLM + sentence-head class, its MLM class) for the Hugging Face export
-EXPORTS: dict[type, tuple[type | None, type | None]] = {
-    BertModel: (BertForPreTraining, BertForMaskedLM),
-    AlbertModel: (AlbertForPreTraining, AlbertForMaskedLM),
-    RobertaModel: (None, RobertaForMaskedLM),
-    ChineseBertModel: (None, ChineseBertForMaskedLM),
-}
+
+def _encoder_class(config: BertConfig) -> type[BertModel]:
+    """The bare encoder of the config's family (BERT's for a config class no family registered)."""
+    family = family_for_config(config)
+    return family.encoder_class if family is not None else BertModel  # type: ignore[return-value]
 
 
 class PretrainingModel(nn.Module):
-    """`forward(**batch)` runs each objective's input preparation, the encoder once, then every head."""
+    """`forward(**batch)` runs each objective's input preparation, the encoder once, then every head.
 
-    def __init__(self, config: BertConfig, objectives: list[str], options: dict[str, dict[str, Any]] | None = None,
+    `options` maps an objective's name to its options: parsed already (a PretrainConfig's are) or a mapping,
+    parsed here into the dataclass the objective was registered with.
+    """
+
+    def __init__(self, config: BertConfig, objectives: list[str], options: dict[str, Any] | None = None,
                  encoder: BertModel | None = None) -> None:
         super().__init__()
-        unknown = [name for name in objectives if name not in OBJECTIVES]
-        if unknown:
-            raise ConfigError(f"unknown objective(s) {unknown}; known: {sorted(OBJECTIVES)}")
-        if not objectives:
-            raise ConfigError("at least one objective is needed")
-        classes = {name: OBJECTIVES[name] for name in objectives}
+        classes = objective_classes(list(objectives))
+        parsed = objective_options(list(classes), options, Where("", ["objective_options"]))
         pair_tasks = [c.pair_task for c in classes.values() if c.pair_task]
-        if len(pair_tasks) > 1:
-            raise ConfigError(f"one sentence-pair objective at a time, got {pair_tasks}")
-        if "rtd" in classes and "mlm" in classes:
-            raise ConfigError("'rtd' trains its own masked-LM generator; do not combine it with 'mlm'")
         self.config = config
         self.pair_task = pair_tasks[0] if pair_tasks else None
         self.needs_case = any(c.needs_case for c in classes.values())
         self.needs_masking = any(c.needs_masking for c in classes.values())
         needs_pooler = any(c.needs_pooler for c in classes.values())
-        self.bert = encoder if encoder is not None else BertModel(config, add_pooling_layer=needs_pooler)
+        self.bert = encoder if encoder is not None else _encoder_class(config)(config, add_pooling_layer=needs_pooler)
         if needs_pooler and self.bert.pooler is None:
             raise ConfigError("a sentence-pair objective needs the encoder's [CLS] pooler")
-        options = options or {}
         self.objectives = nn.ModuleDict(
-            {name: cls(config, self.bert, options.get(name, {})) for name, cls in classes.items()}
+            {name: cls(config, self.bert, parsed[name]) for name, cls in classes.items()}
         )
         shared = {id(p) for p in self.bert.parameters()}  # tied decoders and shared embeddings stay as they are
         for objective in self.objectives.values():
@@ -91,7 +83,9 @@ class PretrainingModel(nn.Module):
         BertModel (anything else, e.g. ELECTRA's discriminator encoder). Other task heads stay in the run's
         checkpoints."""
         heads = self.objectives
-        pretraining_class, masked_lm_class = EXPORTS.get(type(self.bert), (None, None))
+        family = family_for_encoder(type(self.bert))
+        pretraining_class = family.pretraining_class if family is not None else None
+        masked_lm_class = family.masked_lm_class if family is not None else None
         sentence = next((heads[n] for n in ("nsp", "sop") if n in heads), None)
         if "mlm" in heads and sentence is not None and pretraining_class is not None:
             target: nn.Module = pretraining_class(self.config)

@@ -6,7 +6,7 @@ embedding module, and so the tied MLM decoder, with the discriminator, which is 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,21 +17,46 @@ from ..models.activations import ACTIVATIONS
 from ..models.bert import BertModel
 from ..models.config import BertConfig
 from ..models.heads import IGNORE_INDEX, MaskedLMHead
+from ..utils.typed import Where, as_where, check_fields
 from .base import Objective, accuracy, register
 
 
-@register("rtd")
+@dataclass
+class RtdOptions:
+    """`objective_options.rtd`: the generator's depth and its sampling temperature."""
+
+    #: generator layers; None: a quarter of the encoder's depth (at least one)
+    generator_layers: int | None = None
+    #: softmax temperature of the generator's samples (1: its own distribution)
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, where: str | Where = "") -> None:
+        where = as_where(where)
+        check_fields(self, where)
+        if self.generator_layers is not None and self.generator_layers < 1:
+            raise ConfigError(f"{where}field 'generator_layers' must be >= 1 or null, got {self.generator_layers}")
+        if not self.temperature > 0:
+            raise ConfigError(f"{where}field 'temperature' must be positive, got {self.temperature}")
+
+
+@register("rtd", options=RtdOptions)
 class ReplacedTokenDetection(Objective):
     needs_masking = True
+    conflicts = ("mlm",)
+    conflict_reason = "'rtd' trains its own masked-LM generator"
 
-    def __init__(self, config: BertConfig, encoder: BertModel, options: dict[str, Any]) -> None:
+    def __init__(self, config: BertConfig, encoder: BertModel, options: RtdOptions | None = None) -> None:
         super().__init__()
         if type(encoder) is not BertModel:
             # ALBERT's narrower embeddings, RoBERTa's positions and ChineseBERT's pinyin inputs would each need
             # their own generator; not built yet.
             raise ConfigError(f"the rtd objective supports the bert family only, not {type(encoder).__name__}")
-        layers = int(options.get("generator_layers", max(1, config.num_hidden_layers // 4)))
-        self.temperature = float(options.get("temperature", 1.0))
+        options = options or RtdOptions()
+        layers = options.generator_layers or max(1, config.num_hidden_layers // 4)
+        self.temperature = float(options.temperature)
         self.generator = BertModel(config.replace(num_hidden_layers=layers), add_pooling_layer=False)
         self.generator.embeddings = encoder.embeddings  # shared token, position and segment embeddings
         self.generator_head = MaskedLMHead(config, encoder.embeddings.word)

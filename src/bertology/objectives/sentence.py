@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch.nn.functional as F
 
 from ..data.formats import PAIR_TASKS
@@ -17,7 +15,7 @@ class SentencePair(Objective):
     needs_pooler = True
     task = "nsp"
 
-    def __init__(self, config: BertConfig, encoder: BertModel, options: dict[str, Any]) -> None:
+    def __init__(self, config: BertConfig, encoder: BertModel, options: None = None) -> None:
         super().__init__()
         self.head = SentencePairHead(config.hidden_size, PAIR_TASKS[self.task])
 
