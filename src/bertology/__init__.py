@@ -27,7 +27,14 @@ from .models import (
     mean_pool,
     pool,
 )
-from .tokenization import ByteLevelBPETokenizer, Tokenizer, load_tokenizer
+from .tokenization import (
+    BaseTokenizer,
+    ByteLevelBPETokenizer,
+    ChineseBertTokenizer,
+    Tokenizer,
+    WordPieceTokenizer,
+    load_tokenizer,
+)
 
 __version__ = "0.1.0"
 
@@ -36,5 +43,6 @@ __all__ = [
     "AmbertConfig", "AmbertModel", "ChineseBertConfig", "ChineseBertForMaskedLM", "ChineseBertModel",
     "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
     "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "BertologyError", "CheckpointError",
-    "ConfigError", "Tokenizer", "ByteLevelBPETokenizer", "load_tokenizer", "cls_pool", "load", "max_pool", "mean_pool", "pool",
+    "ConfigError", "Tokenizer", "BaseTokenizer", "WordPieceTokenizer", "ByteLevelBPETokenizer", "ChineseBertTokenizer",
+    "load_tokenizer", "cls_pool", "load", "max_pool", "mean_pool", "pool",
 ]

@@ -148,9 +148,8 @@ def test_roberta_both_directions(tmp_path, layers, hidden, heads):
                                    hf_model.roberta(ids, attention_mask=mask).last_hidden_state, atol=1e-5, rtol=0)
 
 
-def test_roberta_positions_start_after_padding_and_limit_length():
-    model = RobertaModel(RobertaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                      intermediate_size=32, max_position_embeddings=20))
+def test_roberta_positions_start_after_padding_and_limit_length(make_tiny_config):
+    model = RobertaModel(make_tiny_config(RobertaConfig, max_position_embeddings=20))
     ids = torch.tensor([[0, 7, 8, 2, 1, 1]])
     assert model.position_ids_for(ids).tolist() == [[2, 3, 4, 5, 1, 1]]
     assert model.max_sequence_length == 18

@@ -14,12 +14,15 @@ from bertology.data.maskers import MaskingConfig, WholeWordMasker
 from bertology.errors import ConfigError
 from bertology.models.ambert import AmbertConfig, AmbertModel, agreement_loss
 
-CFG = AmbertConfig(vocab_size=50, coarse_vocab_size=30, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                   intermediate_size=48, max_position_embeddings=40)
+
+@pytest.fixture
+def cfg(make_tiny_config) -> AmbertConfig:
+    """The shared tiny sizes (a fine vocabulary of 50) with a coarse vocabulary of 30."""
+    return make_tiny_config(AmbertConfig, coarse_vocab_size=30)
 
 
-def test_both_granularities_share_every_encoder_parameter():
-    model = AmbertModel(CFG)
+def test_both_granularities_share_every_encoder_parameter(cfg):
+    model = AmbertModel(cfg)
     fine = dict(model.fine.encoder.named_parameters())
     coarse = dict(model.coarse.encoder.named_parameters())
     assert fine.keys() == coarse.keys() and all(fine[k] is coarse[k] for k in fine)
@@ -32,9 +35,9 @@ def test_both_granularities_share_every_encoder_parameter():
     assert model.num_parameters() == encoder + embeddings + pooler  # the encoder counted once
 
 
-def test_save_and_load_keep_the_sharing(tmp_path):
+def test_save_and_load_keep_the_sharing(tmp_path, cfg):
     torch.manual_seed(0)
-    model = AmbertModel(CFG).eval()
+    model = AmbertModel(cfg).eval()
     model.save_pretrained(tmp_path)
     again = load(tmp_path)
     assert type(again) is AmbertModel and again.coarse.encoder is again.fine.encoder

@@ -16,31 +16,28 @@ from bertology import BertConfig, BertForMaskedLM, BertForPreTraining, BertModel
 
 from ._util import assert_close, perturb_, random_batch
 
-CFG = BertConfig(vocab_size=91, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                 intermediate_size=50, max_position_embeddings=24, type_vocab_size=2, initializer_range=0.1)
 
-
-def _model(cls=BertModel, seed: int = 0):
+def _model(cfg: BertConfig, cls=BertModel, seed: int = 0):
     torch.manual_seed(seed)
-    return perturb_(cls(CFG), seed=seed).eval()
+    return perturb_(cls(cfg), seed=seed).eval()
 
 
-def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
-    return random_batch(CFG.vocab_size, CFG.type_vocab_size, 3, 9, seed, padded=True)
+def _batch(cfg: BertConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    return random_batch(cfg.vocab_size, cfg.type_vocab_size, 3, 9, seed, padded=True)
 
 
 @torch.no_grad()
 def _same_encoder(a: torch.nn.Module, b: torch.nn.Module) -> None:
     """Two models (or their encoders) give the same last hidden state."""
-    batch = _batch()
+    batch = _batch(a.config)
     a = getattr(a, "bert", a)
     b = getattr(b, "bert", b)
     assert_close(a(**batch).last_hidden_state, b(**batch).last_hidden_state, "last hidden state")
 
 
 # ------------------------------------------------------------------------------------ bad files
-def test_truncated_safetensors(tmp_path):
-    _model().save_pretrained(tmp_path)
+def test_truncated_safetensors(tmp_path, tiny_config):
+    _model(tiny_config).save_pretrained(tmp_path)
     path = tmp_path / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -49,16 +46,16 @@ def test_truncated_safetensors(tmp_path):
     assert str(path) in str(info.value)
 
 
-def test_garbage_safetensors_header(tmp_path):
-    _model().save_pretrained(tmp_path)
+def test_garbage_safetensors_header(tmp_path, tiny_config):
+    _model(tiny_config).save_pretrained(tmp_path)
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops")
     with pytest.raises(CheckpointError, match=re.escape(str(path))):
         BertModel.from_pretrained(tmp_path)
 
 
-def test_folder_without_weights(tmp_path):
-    CFG.save_pretrained(tmp_path)
+def test_folder_without_weights(tmp_path, tiny_config):
+    tiny_config.save_pretrained(tmp_path)
     with pytest.raises(CheckpointError) as info:
         BertModel.from_pretrained(tmp_path)
     message = str(info.value)
@@ -73,10 +70,10 @@ def test_folder_that_does_not_exist(tmp_path):
     assert "nowhere" in str(info.value)
 
 
-def test_wrong_shape_names_the_tensor_and_both_shapes(tmp_path):
-    _model().save_pretrained(tmp_path)
+def test_wrong_shape_names_the_tensor_and_both_shapes(tmp_path, tiny_config):
+    _model(tiny_config).save_pretrained(tmp_path)
     saved = load_file(str(tmp_path / "model.safetensors"))
-    other = CFG.replace(intermediate_size=60)
+    other = tiny_config.replace(intermediate_size=60)
     wanted = BertModel(other).hf_state_dict()
     differing = [n for n in saved if saved[n].shape != wanted[n].shape]
     assert differing  # intermediate.dense.* and output.dense.weight of every layer
@@ -99,10 +96,10 @@ class _Evil:
         return (open, (self.marker, "w"))
 
 
-def test_pickled_object_is_refused(tmp_path):
-    CFG.save_pretrained(tmp_path)
+def test_pickled_object_is_refused(tmp_path, tiny_config):
+    tiny_config.save_pretrained(tmp_path)
     marker = tmp_path / "pwned"
-    state = _model().hf_state_dict()
+    state = _model(tiny_config).hf_state_dict()
     state["payload"] = _Evil(str(marker))
     path = tmp_path / "pytorch_model.bin"
     torch.save(state, path)
@@ -112,9 +109,9 @@ def test_pickled_object_is_refused(tmp_path):
     assert not marker.exists(), "the pickled object was executed"
 
 
-def test_non_tensor_values_are_refused(tmp_path):
-    CFG.save_pretrained(tmp_path)
-    state = _model().hf_state_dict()
+def test_non_tensor_values_are_refused(tmp_path, tiny_config):
+    tiny_config.save_pretrained(tmp_path)
+    state = _model(tiny_config).hf_state_dict()
     state["global_step"] = 1000  # allowed by weights_only, but not a tensor
     path = tmp_path / "pytorch_model.bin"
     torch.save(state, path)
@@ -122,18 +119,18 @@ def test_non_tensor_values_are_refused(tmp_path):
         BertModel.from_pretrained(tmp_path)
 
 
-def test_truncated_pytorch_model_bin(tmp_path):
-    CFG.save_pretrained(tmp_path)
+def test_truncated_pytorch_model_bin(tmp_path, tiny_config):
+    tiny_config.save_pretrained(tmp_path)
     path = tmp_path / "pytorch_model.bin"
-    torch.save(_model().hf_state_dict(), path)
+    torch.save(_model(tiny_config).hf_state_dict(), path)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=re.escape(str(path))):
         BertModel.from_pretrained(tmp_path)
 
 
-def test_pytorch_model_bin_loads(tmp_path):
-    model = _model()
-    CFG.save_pretrained(tmp_path)
+def test_pytorch_model_bin_loads(tmp_path, tiny_config):
+    model = _model(tiny_config)
+    tiny_config.save_pretrained(tmp_path)
     torch.save(model.hf_state_dict(), tmp_path / "pytorch_model.bin")
     _same_encoder(BertModel.from_pretrained(tmp_path, strict=True), model)
 
@@ -148,8 +145,8 @@ def _drop_and_add(folder, drop: list[str], add: dict[str, torch.Tensor] | None =
     save_file(state, str(path))
 
 
-def test_missing_tensors_are_reported(tmp_path, caplog):
-    _model().save_pretrained(tmp_path)
+def test_missing_tensors_are_reported(tmp_path, caplog, tiny_config):
+    _model(tiny_config).save_pretrained(tmp_path)
     _drop_and_add(tmp_path, ["encoder.layer.1.output.LayerNorm.weight", "pooler.dense.bias"])
     with caplog.at_level(logging.WARNING):
         model = BertModel.from_pretrained(tmp_path)
@@ -162,8 +159,8 @@ def test_missing_tensors_are_reported(tmp_path, caplog):
     assert "pooler.dense.bias" in str(info.value)
 
 
-def test_unused_tensors_are_reported(tmp_path, caplog):
-    model = _model()
+def test_unused_tensors_are_reported(tmp_path, caplog, tiny_config):
+    model = _model(tiny_config)
     model.save_pretrained(tmp_path)
     _drop_and_add(tmp_path, [], {"some.extra.tensor": torch.zeros(3)})
     with caplog.at_level(logging.WARNING):
@@ -174,23 +171,23 @@ def test_unused_tensors_are_reported(tmp_path, caplog):
         BertModel.from_pretrained(tmp_path, strict=True)
 
 
-def test_query_without_key_and_value(tmp_path):
-    _model().save_pretrained(tmp_path)
+def test_query_without_key_and_value(tmp_path, tiny_config):
+    _model(tiny_config).save_pretrained(tmp_path)
     _drop_and_add(tmp_path, ["encoder.layer.0.attention.self.key.weight"])
     with pytest.raises(CheckpointError, match="key"):
         BertModel.from_pretrained(tmp_path)
 
 
-def test_position_ids_buffer_is_ignored(tmp_path, caplog):
-    model = _model()
+def test_position_ids_buffer_is_ignored(tmp_path, caplog, tiny_config):
+    model = _model(tiny_config)
     model.save_pretrained(tmp_path)
-    _drop_and_add(tmp_path, [], {"embeddings.position_ids": torch.arange(CFG.max_position_embeddings)[None]})
+    _drop_and_add(tmp_path, [], {"embeddings.position_ids": torch.arange(tiny_config.max_position_embeddings)[None]})
     _same_encoder(BertModel.from_pretrained(tmp_path, strict=True), model)
 
 
 # --------------------------------------------------------------------------------- other layouts
-def test_tensorflow_style_layer_norm_names(tmp_path):
-    model = _model()
+def test_tensorflow_style_layer_norm_names(tmp_path, tiny_config):
+    model = _model(tiny_config)
     model.save_pretrained(tmp_path)
     path = tmp_path / "model.safetensors"
     state = load_file(str(path))
@@ -198,13 +195,13 @@ def test_tensorflow_style_layer_norm_names(tmp_path):
     for name, tensor in state.items():
         name = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
         renamed[name] = tensor
-    assert sum(".gamma" in n for n in renamed) == 1 + 2 * CFG.num_hidden_layers
+    assert sum(".gamma" in n for n in renamed) == 1 + 2 * tiny_config.num_hidden_layers
     save_file(renamed, str(path))
     _same_encoder(BertModel.from_pretrained(tmp_path, strict=True), model)
 
 
-def test_sharded_checkpoint(tmp_path):
-    model = _model(BertForPreTraining, seed=3)
+def test_sharded_checkpoint(tmp_path, tiny_config):
+    model = _model(tiny_config, BertForPreTraining, seed=3)
     model.save_pretrained(tmp_path)
     state = load_file(str(tmp_path / "model.safetensors"))
     (tmp_path / "model.safetensors").unlink()
@@ -219,7 +216,7 @@ def test_sharded_checkpoint(tmp_path):
         json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
 
     loaded = BertForPreTraining.from_pretrained(tmp_path, strict=True)
-    batch = _batch(1)
+    batch = _batch(tiny_config, 1)
     with torch.no_grad():
         a, b = loaded(**batch), model(**batch)
     assert_close(a.prediction_logits, b.prediction_logits, "MLM logits")
@@ -232,14 +229,14 @@ def test_sharded_checkpoint(tmp_path):
 
 # ------------------------------------------------------------------------------------------ saving
 @pytest.mark.parametrize("cls", [BertModel, BertForMaskedLM, BertForPreTraining])
-def test_save_writes_config_and_safetensors_only(tmp_path, cls):
-    model = _model(cls)
+def test_save_writes_config_and_safetensors_only(tmp_path, cls, tiny_config):
+    model = _model(tiny_config, cls)
     folder = tmp_path / "out"
     assert model.save_pretrained(folder) == folder
     assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors"]  # no temporary files left
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == [cls.__name__]
-    assert config["model_type"] == "bert" and config["hidden_size"] == CFG.hidden_size
+    assert config["model_type"] == "bert" and config["hidden_size"] == tiny_config.hidden_size
     assert model.config.architectures is None  # saving does not change the model's own config
     names = set(load_file(str(folder / "model.safetensors")))
     assert "mlm_head.decoder.weight" not in names and "cls.predictions.decoder.weight" not in names
@@ -256,8 +253,8 @@ def test_save_writes_config_and_safetensors_only(tmp_path, cls):
 
 
 @pytest.mark.parametrize("cls", [BertForMaskedLM, BertForPreTraining])
-def test_decoder_stays_tied_after_loading(tmp_path, cls):
-    model = _model(cls, seed=5)
+def test_decoder_stays_tied_after_loading(tmp_path, cls, tiny_config):
+    model = _model(tiny_config, cls, seed=5)
     model.save_pretrained(tmp_path)
     loaded = cls.from_pretrained(tmp_path, strict=True)
     assert loaded.mlm_head.decoder.weight.data_ptr() == loaded.bert.embeddings.word.weight.data_ptr()
@@ -266,8 +263,8 @@ def test_decoder_stays_tied_after_loading(tmp_path, cls):
     assert torch.equal(loaded.mlm_head.decoder.bias, model.mlm_head.decoder.bias)
 
 
-def test_pretraining_checkpoint_into_bert_model(tmp_path, caplog):
-    source = _model(BertForPreTraining, seed=6)
+def test_pretraining_checkpoint_into_bert_model(tmp_path, caplog, tiny_config):
+    source = _model(tiny_config, BertForPreTraining, seed=6)
     source.save_pretrained(tmp_path)
     with caplog.at_level(logging.WARNING):
         model = BertModel.from_pretrained(tmp_path)
@@ -275,13 +272,13 @@ def test_pretraining_checkpoint_into_bert_model(tmp_path, caplog):
         assert torch.equal(model.state_dict()[name], tensor), name
     _same_encoder(model, source)
     with torch.no_grad():
-        batch = _batch()
+        batch = _batch(tiny_config)
         assert_close(model(**batch).pooler_output, source.bert(**batch).pooler_output, "pooler output")
     assert "not in the checkpoint" not in caplog.text  # nothing of the encoder is missing
 
 
-def test_bert_model_checkpoint_into_masked_lm(tmp_path, caplog):
-    source = _model(BertModel, seed=7)
+def test_bert_model_checkpoint_into_masked_lm(tmp_path, caplog, tiny_config):
+    source = _model(tiny_config, BertModel, seed=7)
     source.save_pretrained(tmp_path)
     with caplog.at_level(logging.WARNING):
         model = BertForMaskedLM.from_pretrained(tmp_path)
@@ -299,8 +296,8 @@ def test_load_without_config(tmp_path):
         bertology.load(tmp_path)
 
 
-def test_load_unknown_model_type(tmp_path):
-    _model().save_pretrained(tmp_path)
+def test_load_unknown_model_type(tmp_path, tiny_config):
+    _model(tiny_config).save_pretrained(tmp_path)
     data = json.loads((tmp_path / "config.json").read_text())
     data["model_type"] = "gpt2"
     (tmp_path / "config.json").write_text(json.dumps(data))
@@ -309,18 +306,18 @@ def test_load_unknown_model_type(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ input errors
-def test_input_longer_than_positions():
-    model = BertModel(CFG).eval()
-    ids = torch.ones(2, CFG.max_position_embeddings + 1, dtype=torch.long)
+def test_input_longer_than_positions(tiny_bert):
+    model = tiny_bert
+    ids = torch.ones(2, model.config.max_position_embeddings + 1, dtype=torch.long)
     with pytest.raises(ValueError, match="max_length"):
         model(ids)
     model(ids[:, :-1])  # exactly max_position_embeddings is fine
 
 
-def test_ids_outside_vocabulary():
-    model = BertForMaskedLM(CFG).eval()
+def test_ids_outside_vocabulary(tiny_config):
+    model = BertForMaskedLM(tiny_config).eval()
     ids = torch.ones(2, 5, dtype=torch.long)
-    ids[1, 3] = CFG.vocab_size
+    ids[1, 3] = tiny_config.vocab_size
     with pytest.raises(ValueError, match="vocab_size"):
         model(ids)
     ids[1, 3] = -1
@@ -328,21 +325,21 @@ def test_ids_outside_vocabulary():
         model(ids)
 
 
-def test_mismatched_attention_mask():
-    model = BertModel(CFG).eval()
+def test_mismatched_attention_mask(tiny_bert):
+    model = tiny_bert
     ids = torch.ones(2, 5, dtype=torch.long)
     with pytest.raises(ValueError, match="attention_mask"):
         model(ids, attention_mask=torch.ones(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="token_type_ids"):
         model(ids, token_type_ids=torch.zeros(2, 6, dtype=torch.long))
     with pytest.raises(ValueError, match="token_type_ids"):
-        model(ids, token_type_ids=torch.full((2, 5), CFG.type_vocab_size))
+        model(ids, token_type_ids=torch.full((2, 5), model.config.type_vocab_size))
     with pytest.raises(ValueError, match="input_ids"):
         model(ids[0])
 
 
-def test_mismatched_labels():
-    model = BertForMaskedLM(CFG).eval()
+def test_mismatched_labels(tiny_config):
+    model = BertForMaskedLM(tiny_config).eval()
     ids = torch.ones(2, 5, dtype=torch.long)
     with pytest.raises(ValueError, match="labels"):
         model(ids, labels=torch.ones(2, 4, dtype=torch.long))

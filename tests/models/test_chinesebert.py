@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-from itertools import islice
-
 import pytest
 import torch
 
-from bertology import Tokenizer, load
-from bertology.assets import peoples_daily_sentences
+from bertology import ChineseBertTokenizer, load
 from bertology.models.chinesebert import ChineseBertConfig, ChineseBertForMaskedLM, ChineseBertModel
-from bertology.tokenization.pinyin import PinyinEncoder
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    lines = ["".join(w) for w in islice(peoples_daily_sentences(), 300)]
-    return Tokenizer.train(iter(lines), vocab_size=2500, limit_alphabet=2400, min_frequency=1)
+def tokenizer(tiny_tokenizer) -> ChineseBertTokenizer:
+    return ChineseBertTokenizer.from_wordpiece(tiny_tokenizer)
 
 
-def _model(tokenizer, tmp_path):
-    cfg = ChineseBertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                            num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
-                            glyph_size=16, pinyin_embedding_dim=16)
+def _model(tokenizer, tmp_path, make_tiny_config):
+    cfg = make_tiny_config(ChineseBertConfig, vocab_size=tokenizer.vocab_size, max_position_embeddings=64,
+                           glyph_size=16, pinyin_embedding_dim=16)
     torch.manual_seed(0)
     return ChineseBertModel.for_tokenizer(cfg, tokenizer, cache_dir=tmp_path / "glyphs")
 
 
 def _batch(tokenizer, texts):
-    enc = tokenizer(texts, return_tensors="pt", return_offsets_mapping=True, max_length=64)
-    pinyin = PinyinEncoder().encode_batch(texts, enc["offset_mapping"].tolist())
-    return enc, torch.as_tensor(pinyin)
+    enc = tokenizer(texts, return_tensors="pt", max_length=64)
+    return enc, enc["pinyin_ids"]
 
 
-def test_pinyin_changes_the_output_and_unpadding_changes_nothing(tokenizer, tmp_path):
-    model = _model(tokenizer, tmp_path).eval()
+def test_pinyin_changes_the_output_and_unpadding_changes_nothing(tokenizer, tmp_path, make_tiny_config):
+    model = _model(tokenizer, tmp_path, make_tiny_config).eval()
     texts = ["重庆银行行长发表讲话。", "长大以后。"]
     enc, pinyin = _batch(tokenizer, texts)
     assert pinyin.shape == (*enc["input_ids"].shape, 8) and pinyin[0, 1].any()
@@ -49,8 +42,8 @@ def test_pinyin_changes_the_output_and_unpadding_changes_nothing(tokenizer, tmp_
         model(enc["input_ids"], enc["attention_mask"])
 
 
-def test_glyph_table_is_saved_with_the_weights(tokenizer, tmp_path):
-    model = _model(tokenizer, tmp_path).eval()
+def test_glyph_table_is_saved_with_the_weights(tokenizer, tmp_path, make_tiny_config):
+    model = _model(tokenizer, tmp_path, make_tiny_config).eval()
     assert not model.embeddings.glyph.glyphs.requires_grad and model.embeddings.glyph.glyphs.any()
     assert model.config.glyph_fonts and len(model.config.glyph_fonts) == model.embeddings.glyph.n_fonts
     model.save_pretrained(tmp_path / "saved")
@@ -63,7 +56,7 @@ def test_glyph_table_is_saved_with_the_weights(tokenizer, tmp_path):
                                    model(enc["input_ids"], enc["attention_mask"], pinyin_ids=pinyin).last_hidden_state)
 
 
-def test_masked_lm_head_is_tied_to_the_character_table(tokenizer, tmp_path):
-    encoder = _model(tokenizer, tmp_path)
+def test_masked_lm_head_is_tied_to_the_character_table(tokenizer, tmp_path, make_tiny_config):
+    encoder = _model(tokenizer, tmp_path, make_tiny_config)
     mlm = ChineseBertForMaskedLM(encoder.config)
     assert mlm.mlm_head.decoder.weight is mlm.bert.embeddings.word.weight

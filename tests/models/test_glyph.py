@@ -145,9 +145,10 @@ def test_glyph_table_rows_and_disk_cache(tmp_path, monkeypatch):
 
 
 # -------------------------------------------------------------------------------------------- modules
-def _tiny_config(vocab_size: int = 8) -> BertConfig:
-    return BertConfig(vocab_size=vocab_size, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=16, max_position_embeddings=16)
+@pytest.fixture
+def config(tiny_config) -> BertConfig:
+    """The shared tiny sizes over a vocabulary of 8 characters (the rows of `_random_table(8)`)."""
+    return tiny_config.replace(vocab_size=8)
 
 
 def _random_table(vocab: int, fonts: int = 2, size: int = 6, seed: int = 0) -> np.ndarray:
@@ -186,24 +187,24 @@ def test_glyph_embedding_buffer_is_frozen_and_linear_learns():
     assert module.proj.weight.grad is not None and module.proj.weight.grad.abs().sum() > 0
 
 
-def test_fusion_embedding_equals_hand_computation():
+def test_fusion_embedding_equals_hand_computation(config):
     torch.manual_seed(0)
-    config = _tiny_config()
+    hidden = config.hidden_size
     table = _random_table(8)
     module = FusionEmbedding(config, table, glyph_dim=4, pinyin_dim=3, pinyin_embedding_dim=5).eval()
     with torch.no_grad():  # LayerNorm away from its identity init, so a missed step would show
         module.norm.weight.uniform_(0.5, 1.5)
         module.norm.bias.uniform_(-0.5, 0.5)
-    assert isinstance(module.word, torch.nn.Embedding) and module.word.weight.shape == (8, 8)
+    assert isinstance(module.word, torch.nn.Embedding) and module.word.weight.shape == (8, hidden)
     ids = torch.tensor([[2, 3, 5, 0], [7, 1, 0, 0]])
     positions = torch.arange(4).expand(2, 4)
     pinyin = torch.randint(0, 32, (2, 4, 8))
     out = module(ids, positions, None, pinyin)
-    assert out.shape == (2, 4, 8)
+    assert out.shape == (2, 4, hidden)
 
     glyph = module.glyph.proj(torch.from_numpy(table.reshape(8, -1))[ids])
     concat = torch.cat([module.word.weight[ids], module.pinyin(pinyin), glyph], dim=-1)
-    assert concat.shape[-1] == 8 + 3 + 4
+    assert concat.shape[-1] == hidden + 3 + 4
     x = concat @ module.fuse.weight.T + module.fuse.bias + module.position.weight[positions]
     mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
     expected = (x - mean) / torch.sqrt(var + config.layer_norm_eps) * module.norm.weight + module.norm.bias
@@ -212,11 +213,10 @@ def test_fusion_embedding_equals_hand_computation():
     segments = torch.ones_like(ids)
     torch.testing.assert_close(module(ids, positions, segments, pinyin), out)  # no segment embedding
     tokens = module(ids.reshape(-1), positions.reshape(-1), None, pinyin.reshape(-1, 8))
-    torch.testing.assert_close(tokens, out.reshape(8, 8))  # unpadded (tokens,) input
+    torch.testing.assert_close(tokens, out.reshape(8, hidden))  # unpadded (tokens,) input
 
 
-def test_fusion_embedding_loads_its_glyphs_from_a_state_dict():
-    config = _tiny_config()
+def test_fusion_embedding_loads_its_glyphs_from_a_state_dict(config):
     source = FusionEmbedding(config, _random_table(8))
     target = FusionEmbedding(config, n_fonts=2, glyph_size=6)
     assert not target.glyph.glyphs.any()

@@ -75,3 +75,16 @@ def test_mask_of_the_wrong_shape_raises():
         mean_pool(HIDDEN, torch.ones(2, 4))
     with pytest.raises(ValueError, match="attention_mask"):
         max_pool(HIDDEN, torch.ones(3, 3))
+
+
+def test_pool_each_pools_every_layer_the_same_way():
+    from bertology.models.pooling import pool_each
+
+    layers = (HIDDEN, HIDDEN * 2, -HIDDEN)
+    for how in ("mean", "cls", "max"):
+        pooled = pool_each(layers, MASK, how)
+        assert len(pooled) == 3
+        for got, hidden in zip(pooled, layers, strict=True):
+            assert torch.equal(got, pool(hidden, MASK, how))
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pool_each(layers, MASK, "median")

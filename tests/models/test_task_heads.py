@@ -7,7 +7,6 @@ import torch
 import transformers
 
 from bertology import (
-    BertConfig,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -15,13 +14,14 @@ from bertology import (
 )
 from bertology.errors import ConfigError
 
-CFG = BertConfig(vocab_size=70, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
-                 max_position_embeddings=40)
+# The sizes transformers' config needs to mirror ours.
+SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+         "max_position_embeddings")
 
 
-def _inputs():
+def _inputs(cfg):
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, 70, (3, 13), generator=g)
+    ids = torch.randint(3, cfg.vocab_size, (3, 13), generator=g)
     mask = torch.ones_like(ids)
     mask[1, 8:] = 0
     return ids, mask, g
@@ -36,14 +36,14 @@ def _noise(model):
 
 
 @pytest.mark.parametrize("labels,kind", [(1, None), (4, None), (4, "multi_label_classification")])
-def test_sequence_classification_matches_transformers(tmp_path, labels, kind):
-    cfg = CFG.with_labels(labels).replace(problem_type=kind)
+def test_sequence_classification_matches_transformers(tmp_path, tiny_config, labels, kind):
+    cfg = tiny_config.with_labels(labels).replace(problem_type=kind)
     torch.manual_seed(0)
     ours = _noise(BertForSequenceClassification(cfg)).eval()
     ours.save_pretrained(tmp_path)
     ref = transformers.BertForSequenceClassification.from_pretrained(tmp_path).eval()
     assert ref.config.num_labels == labels
-    ids, mask, g = _inputs()
+    ids, mask, g = _inputs(cfg)
     if labels == 1:
         target = torch.randn(3, generator=g)
     elif kind:
@@ -58,10 +58,9 @@ def test_sequence_classification_matches_transformers(tmp_path, labels, kind):
     assert type(load(tmp_path)) is BertForSequenceClassification
 
 
-def test_token_classification_and_qa_both_directions(tmp_path):
-    ids, mask, g = _inputs()
-    hf_cfg = transformers.BertConfig(vocab_size=70, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=48, max_position_embeddings=40, num_labels=5)
+def test_token_classification_and_qa_both_directions(tmp_path, tiny_config):
+    ids, mask, g = _inputs(tiny_config)
+    hf_cfg = transformers.BertConfig(**{k: getattr(tiny_config, k) for k in SIZES}, num_labels=5)
     torch.manual_seed(0)
     ref = _noise(transformers.BertForTokenClassification(hf_cfg)).eval()
     ref.save_pretrained(tmp_path / "tok")
@@ -72,7 +71,7 @@ def test_token_classification_and_qa_both_directions(tmp_path):
     torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=0)
     assert a.loss.item() == pytest.approx(b.loss.item(), abs=1e-5)
 
-    qa = _noise(BertForQuestionAnswering(CFG)).eval()
+    qa = _noise(BertForQuestionAnswering(tiny_config)).eval()
     qa.save_pretrained(tmp_path / "qa")
     ref_qa = transformers.BertForQuestionAnswering.from_pretrained(tmp_path / "qa").eval()
     start, end = torch.tensor([2, 5, 40]), torch.tensor([4, 7, 41])  # the last answer was cut off
@@ -84,11 +83,11 @@ def test_token_classification_and_qa_both_directions(tmp_path):
     assert a.loss.item() == pytest.approx(b.loss.item(), abs=1e-5)
 
 
-def test_label_names_round_trip_and_bad_problem_type(tmp_path):
-    cfg = CFG.with_labels(["neg", "pos"])
+def test_label_names_round_trip_and_bad_problem_type(tmp_path, tiny_config):
+    cfg = tiny_config.with_labels(["neg", "pos"])
     BertForSequenceClassification(cfg).save_pretrained(tmp_path)
     ref = transformers.AutoConfig.from_pretrained(tmp_path)
     assert ref.id2label == {0: "neg", 1: "pos"} and ref.label2id == {"neg": 0, "pos": 1}
     assert load(tmp_path).config.id2label == {"0": "neg", "1": "pos"}
     with pytest.raises(ConfigError, match="problem_type"):
-        CFG.replace(problem_type="ranking")
+        tiny_config.replace(problem_type="ranking")

@@ -19,7 +19,7 @@ from bertology.assets import (
     peoples_daily_sentences,
     read_fortunes,
 )
-from bertology.tokenization import ByteLevelBPETokenizer, Tokenizer, load_tokenizer
+from bertology.tokenization import ByteLevelBPETokenizer, Tokenizer, WordPieceTokenizer, load_tokenizer
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 VOCAB = 2000
@@ -364,7 +364,9 @@ def test_from_pretrained_errors_name_the_file(saved, tmp_path):
 
 def test_load_tokenizer_picks_the_class(saved, vocab_merges_only, tmp_path):
     assert type(load_tokenizer(saved)) is ByteLevelBPETokenizer
-    assert type(load_tokenizer(minilm_dir())) is Tokenizer
+    assert type(Tokenizer.from_pretrained(saved)) is ByteLevelBPETokenizer  # load_tokenizer is its alias
+    assert type(Tokenizer.from_pretrained(saved / "merges.txt")) is ByteLevelBPETokenizer
+    assert type(load_tokenizer(minilm_dir())) is WordPieceTokenizer
     bare = tmp_path / "bare"  # no tokenizer_config.json: decided by the files
     bare.mkdir()
     for name in ("vocab.json", "merges.txt"):
@@ -373,7 +375,7 @@ def test_load_tokenizer_picks_the_class(saved, vocab_merges_only, tmp_path):
     wordpiece = tmp_path / "wordpiece"
     wordpiece.mkdir()
     shutil.copy(minilm_dir() / "vocab.txt", wordpiece / "vocab.txt")
-    assert type(load_tokenizer(wordpiece)) is Tokenizer
+    assert type(load_tokenizer(wordpiece)) is WordPieceTokenizer
     fast = tmp_path / "fast"
     shutil.copytree(vocab_merges_only, fast)
     config = json.loads((fast / "tokenizer_config.json").read_text(encoding="utf-8"))

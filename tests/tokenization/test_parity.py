@@ -19,7 +19,7 @@ from bertology.assets import (
     read_fortunes,
     wordnet_data_files,
 )
-from bertology.tokenization import Tokenizer
+from bertology.tokenization import Tokenizer, WordPieceTokenizer
 
 BATCH = 64
 
@@ -59,7 +59,7 @@ def chinese() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ours() -> Tokenizer:
+def ours() -> WordPieceTokenizer:
     return Tokenizer.from_pretrained(minilm_dir())
 
 
@@ -78,7 +78,7 @@ def _batches(texts: list[str], pairs: bool):
 
 
 def _assert_same(
-    ours: Tokenizer, theirs, texts: list[str], pairs: bool, max_length: int, extras: bool
+    ours: WordPieceTokenizer, theirs, texts: list[str], pairs: bool, max_length: int, extras: bool
 ) -> None:
     for first, second in _batches(texts, pairs):
         a = ours(

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from itertools import islice
-
 import numpy as np
 import pytest
 
-from bertology import assets
-from bertology.tokenization import Tokenizer
 from bertology.tokenization.pinyin import PINYIN_VOCAB, PinyinEncoder, sentence_pinyin
 
 
 @pytest.fixture(scope="module")
 def encoder() -> PinyinEncoder:
     return PinyinEncoder()
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> Tokenizer:
-    lines = ["".join(words) for words in islice(assets.peoples_daily_sentences(), 400)]
-    return Tokenizer.train(iter(lines), vocab_size=2500, limit_alphabet=2500, min_frequency=1)
 
 
 def _per_char(encoder: PinyinEncoder, text: str) -> list[str]:
@@ -72,7 +62,8 @@ def test_sentence_pinyin_is_aligned_to_characters():
     assert readings == ["wo3", None, "de5", None, "shu1", None, None, None, None, "ma5", None]
 
 
-def test_offsets_from_a_real_tokenizer(encoder, tokenizer):
+def test_offsets_from_a_real_tokenizer(encoder, tiny_tokenizer):
+    tokenizer = tiny_tokenizer
     text = "重庆银行行长说：１９９８年经济增长了，朝阳区的音乐会很快乐。"
     # The readings by hand, character by character (None: not a Chinese character).
     by_hand = ["chong2", "qing4", "yin2", "hang2", "hang2", "zhang3", "shuo1", None, None, None, None,

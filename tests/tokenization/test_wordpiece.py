@@ -16,7 +16,7 @@ import torch
 from transformers import AutoTokenizer, BertTokenizerFast
 
 from bertology.assets import english_fortune_files, minilm_dir, peoples_daily_sentences, read_fortunes
-from bertology.tokenization import Tokenizer, train_wordpiece
+from bertology.tokenization import Tokenizer, WordPieceTokenizer, train_wordpiece
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -42,12 +42,12 @@ def held_out(fortunes) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(corpus) -> Tokenizer:
+def trained(corpus) -> WordPieceTokenizer:
     return Tokenizer.train(corpus, vocab_size=4000)
 
 
 @pytest.fixture(scope="module")
-def cased(corpus) -> Tokenizer:
+def cased(corpus) -> WordPieceTokenizer:
     return Tokenizer.train(corpus, vocab_size=4000, lowercase=False)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertology import BertConfig, BertForMaskedLM
+from bertology import BertForMaskedLM
 from bertology.training import StepOutput, TrainConfig, Trainer, TrainingDiverged
 from bertology.training.checkpoints import CheckpointManager
 
@@ -239,13 +239,11 @@ class _MLMData(torch.utils.data.Dataset):
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_trains_a_bert_mlm_through_its_loss_output(tmp_path, bf16):
+def test_trains_a_bert_mlm_through_its_loss_output(tmp_path, tiny_config, bf16):
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=32)
-    model = BertForMaskedLM(cfg)
+    model = BertForMaskedLM(tiny_config)
     config = _config(learning_rate=5e-3, max_steps=40, batch_size=16, save_every=20, bf16=bf16, warmup_steps=2)
-    result = Trainer(model, _MLMData(), config, tmp_path).train()
+    result = Trainer(model, _MLMData(vocab=tiny_config.vocab_size), config, tmp_path).train()
     losses = _losses(tmp_path)
     assert result.step == 40
     assert sum(list(losses.values())[-5:]) / 5 < 0.93 * sum(list(losses.values())[:5]) / 5  # it learns

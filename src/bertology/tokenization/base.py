@@ -95,6 +95,14 @@ class BaseTokenizer:
                 added.append(self._special_added_token(role, tokens[role]))
         backend.add_special_tokens(added)
 
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> BaseTokenizer:
+        """Load a saved tokenizer from a folder or one of its files; each subclass reads its own format.
+
+        `bertology.Tokenizer.from_pretrained` picks the subclass for a folder.
+        """
+        raise NotImplementedError
+
     def _special_added_token(self, role: str, token: str) -> AddedToken:
         """How the special token of `role` matches raw text (RoBERTa's <mask> also eats a space before it)."""
         return AddedToken(token, special=True, normalized=False)
@@ -174,6 +182,7 @@ class BaseTokenizer:
             token_type_ids=[e.type_ids for e in encodings],
             attention_mask=[e.attention_mask for e in encodings],
         )
+        out.update(self._extra_inputs(encodings, batch, pairs))
         if return_special_tokens_mask:
             out["special_tokens_mask"] = [e.special_tokens_mask for e in encodings]
         if return_offsets_mapping:
@@ -192,6 +201,16 @@ class BaseTokenizer:
         if return_word_ids:
             out["word_ids"] = [e.word_ids for e in encodings]
         return out
+
+    def _extra_inputs(
+        self, encodings: list[Any], texts: list[str], pairs: list[str] | None
+    ) -> dict[str, list[Any]]:
+        """Per-token model inputs beyond ids, segments and mask (ChineseBERT's pinyin), one list a text.
+
+        Called on the final encodings (truncated and padded), so whatever a subclass adds is aligned
+        with `input_ids` by construction; the base tokenizer adds nothing.
+        """
+        return {}
 
     def _encode_pairs_truncated(self, firsts: list[str], seconds: list[str], max_length: int) -> list[Any]:
         """Pairs truncated longest-first, exactly as tokenizers does, without its quadratic cost.

@@ -11,6 +11,7 @@ The id layout is ChineseBERT's `pinyin_map.json`: 0 = padding, "1".."5" = 1..5, 
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PINYIN_LENGTH", "PINYIN_VOCAB", "PinyinEncoder", "pinyin_ids", "sentence_pinyin"]
+__all__ = ["PINYIN_LENGTH", "PINYIN_VOCAB", "PinyinEncoder", "has_cjk", "pinyin_ids", "sentence_pinyin"]
 
 #: Ids per token: the longest syllable ("zhuang") plus its tone fits in 7, and ChineseBERT pads to 8.
 PINYIN_LENGTH = 8
@@ -28,6 +29,19 @@ PINYIN_VOCAB: dict[str, int] = {
     **{str(tone): tone for tone in range(1, 6)},
     **{letter: 6 + i for i, letter in enumerate(string.ascii_lowercase)},
 }
+
+# CJK ideographs (the unified blocks, compatibility ideographs, extensions B-H). The corpus preparation
+# records pinyin only for sentences holding one of these (bertology.data.sentences.has_cjk, same ranges:
+# a test keeps them equal), so the tokenizer must skip exactly the same texts: pypinyin also reads a few
+# characters outside them (〇, the compatibility supplement), which pretraining never saw with pinyin.
+_CJK = re.compile(
+    "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ebef\U00030000-\U0003134f]"
+)
+
+
+def has_cjk(text: str) -> bool:
+    """True if `text` holds a CJK ideograph, i.e. if the corpus preparation would read its pinyin."""
+    return _CJK.search(text) is not None
 
 
 def _ascii_syllable(syllable: str) -> str:

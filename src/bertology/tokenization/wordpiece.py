@@ -32,7 +32,7 @@ from bertology.tokenization.base import (
 )
 from bertology.utils.io import atomic_write
 
-__all__ = ["BatchEncoding", "Tokenizer", "train_wordpiece"]
+__all__ = ["BatchEncoding", "WordPieceTokenizer", "train_wordpiece"]
 
 VOCAB_FILE = "vocab.txt"
 
@@ -60,7 +60,7 @@ def _bert_post_processor(cls_token: str, cls_id: int, sep_token: str, sep_id: in
     )
 
 
-class Tokenizer(BaseTokenizer):
+class WordPieceTokenizer(BaseTokenizer):
     """A BERT WordPiece tokenizer whose ids equal `transformers.BertTokenizerFast`'s.
 
     Build one with :meth:`from_pretrained` (an existing vocabulary) or :meth:`train` (a new one).
@@ -99,7 +99,7 @@ class Tokenizer(BaseTokenizer):
     # ----------------------------------------------------------------------------------------- loading
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> Tokenizer:
+    def from_pretrained(cls, path: str | os.PathLike) -> WordPieceTokenizer:
         """Load from a folder (tokenizer.json preferred, else vocab.txt) or from either file directly.
 
         tokenizer_config.json beside it, when present, decides lower-casing, accent stripping, CJK
@@ -193,7 +193,7 @@ class Tokenizer(BaseTokenizer):
         limit_alphabet: int = 1000,
         model_max_length: int = 512,
         show_progress: bool = False,
-    ) -> Tokenizer:
+    ) -> WordPieceTokenizer:
         """Train a new WordPiece vocabulary with the BERT normaliser and pre-tokeniser.
 
         `files_or_iterator` is a path, a list of paths (every item a `Path` or an existing file), or any
@@ -282,7 +282,7 @@ class Tokenizer(BaseTokenizer):
 
     def __repr__(self) -> str:
         return (
-            f"Tokenizer(vocab_size={self.vocab_size}, do_lower_case={self.do_lower_case}, "
+            f"{type(self).__name__}(vocab_size={self.vocab_size}, do_lower_case={self.do_lower_case}, "
             f"model_max_length={self.model_max_length})"
         )
 
@@ -322,12 +322,27 @@ class Tokenizer(BaseTokenizer):
         }
 
 
-
 def train_wordpiece(
     files_or_iterator: str | os.PathLike | Iterable[str | os.PathLike], **kwargs: Any
-) -> Tokenizer:
-    """Function form of :meth:`Tokenizer.train` (for the CLI and scripts)."""
-    return Tokenizer.train(files_or_iterator, **kwargs)
+) -> WordPieceTokenizer:
+    """Function form of :meth:`WordPieceTokenizer.train` (for the CLI and scripts)."""
+    return WordPieceTokenizer.train(files_or_iterator, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # This class was called `Tokenizer` (a clash with `tokenizers.Tokenizer`, used in this very file);
+    # old imports of that name keep working, with a warning, until their callers move on.
+    if name == "Tokenizer":
+        import warnings
+
+        warnings.warn(
+            "bertology.tokenization.wordpiece.Tokenizer is now WordPieceTokenizer; "
+            "bertology.Tokenizer is the auto class that picks a tokenizer for a folder",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return WordPieceTokenizer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 

@@ -1,9 +1,22 @@
-"""Run checkpoints that survive a kill at any moment.
+"""Run checkpoints that survive a kill at any moment, and what a training checkpoint holds.
 
 A checkpoint is a folder `step-XXXXXXXX/` built under a temporary name, each file fsynced, a manifest of
 sizes and SHA-256 sums written last, then renamed into place. On resume the newest folder whose manifest
 checks out is used; a damaged one is reported and skipped. Nothing is unpickled: tensors are safetensors,
-the optimizer state goes through `torch.load(weights_only=True)`, the rest is JSON.
+the optimizer state goes through `torch.load(weights_only=True)`, the rest is JSON (and the run's YAML).
+
+`CheckpointManager` knows folders (write, seal, list, verify, rotate) whatever they hold;
+`CheckpointStore` adds the files of a training checkpoint, so that the Trainer says what to save and
+restore and this module alone decides where each part goes:
+
+    model.safetensors                    the weights (the full state, gathered, under FSDP)
+    optimizer.pt                         the optimizer state (one process, or DDP)
+    optimizer-rank{R}.pt                 each process's optimizer shard (FSDP)
+    callbacks.safetensors                callbacks' tensors as "{index}.{name}", when any has state
+    trainer_state.json                   progress, model selection, world size, the scheduler
+    config.yaml                          the run's configuration
+    rng-rank{R}.json, .safetensors       each process's random generators
+    manifest.json                        sizes and SHA-256 of all the above, written last
 """
 
 from __future__ import annotations
@@ -21,13 +34,34 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
 
+from ..errors import CheckpointError
 from ..utils.io import fsync_dir
 
 logger = logging.getLogger("bertology")
 
 MANIFEST = "manifest.json"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
+CALLBACKS_FILE = "callbacks.safetensors"
+STATE_FILE = "trainer_state.json"
+CONFIG_FILE = "config.yaml"
 _STEP_DIR = re.compile(r"step-(\d{8})\Z")
+
+
+def _step_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def _sharded_optimizer_file(rank: int) -> str:
+    return f"optimizer-rank{rank}.pt"
+
+
+def _rng_file(rank: int, suffix: str) -> str:
+    return f"rng-rank{rank}{suffix}"
 
 
 def _sha256(path: Path) -> str:
@@ -84,10 +118,14 @@ class CheckpointManager:
         self.protected: set[int] = set()  # e.g. the best step
 
     # ------------------------------------------------------------------------------------- writing
+    def temp_path(self, step: int) -> Path:
+        """Where step `step` is written before it is sealed (`begin` creates it, on one process)."""
+        return self.folder / f".tmp-{_step_name(step)}"
+
     def begin(self, step: int) -> Path:
         """A fresh temporary folder to write step `step` into."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".tmp-step-{step:08d}"
+        tmp = self.temp_path(step)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -105,8 +143,8 @@ class CheckpointManager:
             handle.flush()
             os.fsync(handle.fileno())
         fsync_dir(tmp)
-        final = self.folder / f"step-{step:08d}"
-        old = self.folder / f".old-step-{step:08d}"
+        final = self.folder / _step_name(step)
+        old = self.folder / f".old-{_step_name(step)}"
         if final.exists():  # saved twice at one step (e.g. best, then end of run): swap, never a gap
             os.replace(final, old)
         os.replace(tmp, final)
@@ -119,7 +157,7 @@ class CheckpointManager:
         steps = [c.step for c in self.list()]
         for step in steps[: max(0, len(steps) - self.keep_last)]:
             if step not in self.protected:
-                shutil.rmtree(self.folder / f"step-{step:08d}", ignore_errors=True)
+                shutil.rmtree(self.folder / _step_name(step), ignore_errors=True)
 
     def clean_partial(self) -> None:
         """Remove folders left by a write that was killed (and put back a replaced one if the swap was cut)."""
@@ -171,3 +209,91 @@ class CheckpointManager:
                 return checkpoint
             logger.warning("checkpoint %s is damaged (%s); falling back to an older one", checkpoint.path, problem)
         return None
+
+
+class CheckpointStore(CheckpointManager):
+    """Training checkpoints file by file (the layout in this module's docstring), on a CheckpointManager.
+
+    Writing goes into the folder `begin(step)` made: every process calls `write_process_files`, the main
+    one also `write_main_files`, then the main one `commit`s. Reading takes a verified `Checkpoint`.
+    """
+
+    # ------------------------------------------------------------------------------------- writing
+    def write_process_files(self, folder: Path, rank: int,
+                            optimizer_shard: dict[str, Any] | None = None) -> None:
+        """What each process writes itself: its random state, and its optimizer shard when sharded (FSDP)."""
+        json_rng, tensor_rng = rng_state()
+        save_file(tensor_rng, str(folder / _rng_file(rank, ".safetensors")))
+        (folder / _rng_file(rank, ".json")).write_text(json.dumps(json_rng), encoding="utf-8")
+        if optimizer_shard is not None:
+            torch.save(optimizer_shard, folder / _sharded_optimizer_file(rank))
+
+    def write_main_files(
+        self,
+        folder: Path,
+        *,
+        model: nn.Module | dict[str, torch.Tensor],
+        optimizer_state: dict[str, Any] | None,
+        callback_states: list[dict[str, torch.Tensor]],
+        trainer_state: dict[str, Any],
+        run_config: dict[str, Any],
+    ) -> None:
+        """What the main process writes once for all: weights, the unsharded optimizer, callbacks, state, config.
+
+        `model` is the module, or its full state dict where one had to be gathered (FSDP);
+        `optimizer_state` is None when each process wrote its own shard.
+        """
+        if isinstance(model, nn.Module):
+            save_model(model, str(folder / MODEL_FILE))
+        else:
+            save_file({k: v.contiguous() for k, v in model.items()}, str(folder / MODEL_FILE))
+        if optimizer_state is not None:
+            torch.save(optimizer_state, folder / OPTIMIZER_FILE)
+        flat = {f"{i}.{k}": v.detach().cpu().contiguous() for i, state in enumerate(callback_states)
+                for k, v in state.items()}
+        if flat:
+            save_file(flat, str(folder / CALLBACKS_FILE))
+        (folder / STATE_FILE).write_text(json.dumps(trainer_state, indent=1), encoding="utf-8")
+        with open(folder / CONFIG_FILE, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(run_config, handle, sort_keys=False, allow_unicode=True)
+
+    # ------------------------------------------------------------------------------------- reading
+    def read_trainer_state(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        return checkpoint.read_json(STATE_FILE)
+
+    def load_model(self, checkpoint: Checkpoint, module: nn.Module) -> None:
+        """Load the weights into `module`; any missing or unexpected tensor is a CheckpointError."""
+        missing, unexpected = load_model(module, str(checkpoint.path / MODEL_FILE), strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{checkpoint.path}: model tensors missing {missing}, unexpected {unexpected}")
+
+    def read_model_state(self, checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+        """The full weights as a state dict (for FSDP, which loads them into its shards itself)."""
+        return load_file(str(checkpoint.path / MODEL_FILE))
+
+    def read_optimizer_state(self, checkpoint: Checkpoint, device: torch.device | str,
+                             rank: int | None = None) -> dict[str, Any]:
+        """The optimizer state: process `rank`'s shard when sharded (FSDP), else the one unsharded file."""
+        name = OPTIMIZER_FILE if rank is None else _sharded_optimizer_file(rank)
+        return torch.load(checkpoint.path / name, map_location=device, weights_only=True)
+
+    def read_callback_states(self, checkpoint: Checkpoint, count: int) -> list[dict[str, torch.Tensor]] | None:
+        """Each of `count` callbacks' saved tensors, in order; None when no callback had state to save."""
+        path = checkpoint.path / CALLBACKS_FILE
+        if not path.is_file():
+            return None
+        saved = load_file(str(path))
+        return [{k[len(f"{i}."):]: v for k, v in saved.items() if k.startswith(f"{i}.")} for i in range(count)]
+
+    def restore_rng_state(self, checkpoint: Checkpoint, rank: int) -> None:
+        """Set every random generator as process `rank` saved it (rank 0's when that rank wrote none)."""
+        json_file = checkpoint.path / _rng_file(rank, ".json")
+        if not json_file.is_file():
+            json_file = checkpoint.path / _rng_file(0, ".json")
+        set_rng_state(json.loads(json_file.read_text(encoding="utf-8")),
+                      load_file(str(json_file.with_suffix(".safetensors"))))
+
+    def last_path(self) -> Path | None:
+        """The newest checkpoint folder (intact or not), for messages and results."""
+        found = self.list()
+        return found[-1].path if found else None

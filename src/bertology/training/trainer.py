@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import BertologyError, CheckpointError
 from ..utils.io import atomic_write
 from .callbacks import Callback
-from .checkpoints import Checkpoint, CheckpointManager, rng_state, set_rng_state
+from .checkpoints import Checkpoint, CheckpointStore
 from .config import TrainConfig
 from .data import ResumableLoader
 from .distributed import World, device_for, init_world, wrap
@@ -140,7 +139,7 @@ class Trainer:
         per_epoch = max(1, len(self.loader) // config.gradient_accumulation)
         self.total_steps = config.max_steps or config.epochs * per_epoch
         self.scheduler = build_scheduler(self.optimizer, config, self.total_steps)
-        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", config.keep_last)
+        self.checkpoints = CheckpointStore(self.run_dir / "checkpoints", config.keep_last)
         # progress, restored on resume
         self.step = 0
         self.epoch = 0
@@ -401,9 +400,9 @@ class Trainer:
             self.raw.save_pretrained(self.run_dir / "model")
 
     # ---------------------------------------------------------------------------------- checkpoints
+    # What a checkpoint holds is decided here; which file each part goes to, in checkpoints.CheckpointStore.
     def _last_path(self) -> Path | None:
-        found = self.checkpoints.list()
-        return found[-1].path if found else None
+        return self.checkpoints.last_path()
 
     def _model_state(self) -> dict[str, torch.Tensor] | None:
         if self.fsdp:
@@ -412,76 +411,60 @@ class Trainer:
             return get_model_state_dict(self.module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return None
 
+    def _trainer_state(self) -> dict[str, Any]:
+        """Progress and model selection: what, with the weights, optimizer and RNG, makes a resume exact."""
+        return {
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "tokens_seen": self.tokens_seen, "skipped_steps": self.skipped_steps,
+            "best_value": self.best_value, "best_step": self.best_step,
+            "evals_without_improvement": self.evals_without_improvement,
+            "world_size": self.world.size, "scheduler": self.scheduler.state_dict(),
+        }
+
     def _save(self) -> Checkpoint | None:
-        world = self.world
-        tmp = self.checkpoints.folder / f".tmp-step-{self.step:08d}"
-        if world.is_main:
-            tmp = self.checkpoints.begin(self.step)
+        world, store = self.world, self.checkpoints
+        tmp = store.begin(self.step) if world.is_main else store.temp_path(self.step)
         world.barrier()
         full_state = self._model_state()  # every rank takes part in gathering FSDP shards
-        json_rng, tensor_rng = rng_state()
-        save_file(tensor_rng, str(tmp / f"rng-rank{world.rank}.safetensors"))
-        (tmp / f"rng-rank{world.rank}.json").write_text(json.dumps(json_rng), encoding="utf-8")
-        if self.fsdp:
-            torch.save(self.optimizer.state_dict(), tmp / f"optimizer-rank{world.rank}.pt")
+        store.write_process_files(tmp, world.rank, self.optimizer.state_dict() if self.fsdp else None)
         if world.is_main:
-            if full_state is not None:
-                save_file({k: v.contiguous() for k, v in full_state.items()}, str(tmp / "model.safetensors"))
-            else:
-                save_model(self.raw, str(tmp / "model.safetensors"))
-            if not self.fsdp:
-                torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            callback_state = {f"{i}.{k}": v.detach().cpu().contiguous() for i, c in enumerate(self.callbacks)
-                              for k, v in c.state_dict().items()}
-            if callback_state:
-                save_file(callback_state, str(tmp / "callbacks.safetensors"))
-            state = {
-                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "tokens_seen": self.tokens_seen, "skipped_steps": self.skipped_steps,
-                "best_value": self.best_value, "best_step": self.best_step,
-                "evals_without_improvement": self.evals_without_improvement,
-                "world_size": world.size, "scheduler": self.scheduler.state_dict(),
-            }
-            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-            with open(tmp / "config.yaml", "w", encoding="utf-8") as handle:
-                yaml.safe_dump(self.run_config, handle, sort_keys=False, allow_unicode=True)
+            store.write_main_files(
+                tmp,
+                model=full_state if full_state is not None else self.raw,
+                optimizer_state=None if self.fsdp else self.optimizer.state_dict(),
+                callback_states=[c.state_dict() for c in self.callbacks],
+                trainer_state=self._trainer_state(),
+                run_config=self.run_config,
+            )
         world.barrier()
-        checkpoint = self.checkpoints.commit(tmp, self.step) if world.is_main else None
+        checkpoint = store.commit(tmp, self.step) if world.is_main else None
         world.barrier()
         self.last_saved_step = self.step
         return checkpoint
 
     def _load(self, checkpoint: Checkpoint) -> None:
-        state = checkpoint.read_json("trainer_state.json")
+        store = self.checkpoints
+        state = store.read_trainer_state(checkpoint)
         if state["world_size"] != self.world.size:
             raise CheckpointError(
                 f"{checkpoint.path}: written by {state['world_size']} processes, resumed with {self.world.size}; "
                 "the data position counts global batches, so resume with the same number of processes"
             )
-        path = checkpoint.path
         if self.fsdp:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-            set_model_state_dict(self.module, load_file(str(path / "model.safetensors")),
+            set_model_state_dict(self.module, store.read_model_state(checkpoint),
                                  options=StateDictOptions(full_state_dict=True))
-            optimizer_file = path / f"optimizer-rank{self.world.rank}.pt"
         else:
-            missing, unexpected = load_model(self.raw, str(path / "model.safetensors"), strict=False)
-            if missing or unexpected:
-                raise CheckpointError(f"{path}: model tensors missing {missing}, unexpected {unexpected}")
-            optimizer_file = path / "optimizer.pt"
-        self.optimizer.load_state_dict(torch.load(optimizer_file, map_location=self.device, weights_only=True))
+            store.load_model(checkpoint, self.raw)
+        self.optimizer.load_state_dict(
+            store.read_optimizer_state(checkpoint, self.device, self.world.rank if self.fsdp else None))
         self.scheduler.load_state_dict(state["scheduler"])
-        if (path / "callbacks.safetensors").is_file():
-            saved = load_file(str(path / "callbacks.safetensors"))
-            for i, callback in enumerate(self.callbacks):
-                prefix = f"{i}."
-                callback.load_state_dict({k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)})
-        rank_file = path / f"rng-rank{self.world.rank}.json"
-        if not rank_file.is_file():
-            rank_file = path / "rng-rank0.json"
-        set_rng_state(json.loads(rank_file.read_text(encoding="utf-8")),
-                      load_file(str(rank_file.with_suffix(".safetensors"))))
+        saved = store.read_callback_states(checkpoint, len(self.callbacks))
+        if saved is not None:
+            for callback, callback_state in zip(self.callbacks, saved, strict=True):
+                callback.load_state_dict(callback_state)
+        store.restore_rng_state(checkpoint, self.world.rank)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.tokens_seen, self.skipped_steps = state["tokens_seen"], state["skipped_steps"]
         self.best_value, self.best_step = state["best_value"], state["best_step"]

@@ -1,0 +1,55 @@
+"""Shared small-model fixtures: one tiny BERT configuration, model and tokenizer for every test that needs
+"some small model" rather than a particular one, so that the sizes (and their cost) are decided once.
+
+Everything is seeded and built in well under a second (the tokenizer, trained once per session, in about
+one); tests that need other sizes derive them with `make_tiny_config(cls, **changes)` or
+`tiny_config.replace(...)`, so what differs from the shared model is visible in the test itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import islice
+from typing import Any
+
+import pytest
+import torch
+
+from bertology import BertConfig, BertModel, WordPieceTokenizer
+from bertology.assets import peoples_daily_sentences
+
+#: The tiny encoder: big enough for two heads per layer and real attention patterns, small enough that a
+#: forward pass is a fraction of a millisecond on one CPU thread.
+TINY_SIZES: dict[str, Any] = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=64, max_position_embeddings=32)
+
+
+@pytest.fixture
+def make_tiny_config() -> Callable[..., BertConfig]:
+    """`make(cls=BertConfig, **changes)`: the tiny sizes in any config class (ChineseBertConfig, ...)."""
+
+    def make(cls: type[BertConfig] = BertConfig, **changes: Any) -> BertConfig:
+        return cls(**{**TINY_SIZES, **changes})
+
+    return make
+
+
+@pytest.fixture
+def tiny_config(make_tiny_config) -> BertConfig:
+    """A fresh tiny BertConfig (a new object per test: tests may change it)."""
+    return make_tiny_config()
+
+
+@pytest.fixture
+def tiny_bert(tiny_config) -> BertModel:
+    """A BertModel of `tiny_config` with fixed initial weights (seed 0), in eval mode."""
+    torch.manual_seed(0)
+    return BertModel(tiny_config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> WordPieceTokenizer:
+    """A WordPiece vocabulary (about 2,000 tokens) trained on 400 People's Daily lines: Chinese characters
+    one token each, plus the Latin letters, digits and punctuation those lines hold. Shared: keep it as is."""
+    lines = ["".join(words) for words in islice(peoples_daily_sentences(), 400)]
+    return WordPieceTokenizer.train(iter(lines), vocab_size=2500, limit_alphabet=2500, min_frequency=1)
