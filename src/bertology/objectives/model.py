@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ def _encoder_class(config: BertConfig) -> type[BertModel]:
     """The bare encoder of the config's family (BERT's for a config class no family registered)."""
     family = family_for_config(config)
     return family.encoder_class if family is not None else BertModel  # type: ignore[return-value]
+
+logger = logging.getLogger("bertology")
 
 
 class PretrainingModel(nn.Module):
@@ -98,6 +101,9 @@ class PretrainingModel(nn.Module):
         missing, unexpected = encoder.load_state_dict(self.bert.state_dict(), strict=False)
         if unexpected or [m for m in missing if not m.startswith("pooler")]:
             raise RuntimeError(f"encoder export mismatch: missing {missing}, unexpected {unexpected}")
-        if "mlm" in heads:
+        if "mlm" in heads and hasattr(target, "mlm_head"):
             target.mlm_head.load_state_dict(heads["mlm"].head.state_dict())
+        elif "mlm" in heads:  # a family without a masked-LM class: its encoder alone (the head is in checkpoints)
+            logger.warning("family of %s registers no masked-LM class: exporting the encoder without its MLM head "
+                           "(it stays in the run's checkpoints)", type(self.bert).__name__)
         return target.save_pretrained(folder)

@@ -8,7 +8,10 @@ for all of them, at load, naming the file (or `recipe 'bert'`) and the key path.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,4 +74,52 @@ def load_run_config(cls: type[T], source: str | os.PathLike, overrides: list[str
     """
     data, label, base = read_source(source, recipes)
     data = apply_overrides(data, list(overrides or []))
+    load_plugins(data.pop("plugins", None), Where(label).child("plugins"), base)
     return parse(cls, data, Where(label), base=base)
+
+
+def load_plugins(plugins: Any, where: Where, base: Path | None = None) -> list[str]:
+    """Import the modules a config names under `plugins:` before it is parsed, so the maskers, objectives,
+    families, task kinds and regularizers they register can be chosen by name in the same file.
+
+    Each entry is a module name (`my_package.my_masker`) or a `.py` file (relative to the config file).
+    This runs the user's own code, as a conftest.py or a setup script does: only name files you trust.
+    """
+    if plugins is None:
+        return []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise ConfigError(f"{where}expected a list of module names or .py files, got {plugins!r}")
+    loaded = []
+    for entry in plugins:
+        if entry.endswith(".py"):
+            path = Path(entry)
+            if not path.is_absolute() and base is not None:
+                path = base / path
+            if not path.is_file():
+                raise ConfigError(f"{where}plugin file {path} does not exist")
+            name = f"bertology_plugin_{path.stem}"
+            if str(path.parent) not in sys.path:  # a plugin may import the modules beside it
+                sys.path.insert(0, str(path.parent))
+            if name not in sys.modules and not _already_imported(path):
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+                sys.modules[name] = module
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            try:
+                importlib.import_module(entry)
+            except ImportError as exc:
+                raise ConfigError(f"{where}cannot import plugin module {entry!r} ({exc})") from None
+        loaded.append(entry)
+    return loaded
+
+
+def _already_imported(path: Path) -> bool:
+    """Whether the file is loaded under any module name (a plugin imported by its own package, or a test file
+    that registers a component and names itself as the plugin), so it does not register twice."""
+    target = path.resolve()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve() == target:
+            return True
+    return False
