@@ -13,6 +13,7 @@ from bertology.data.collate import PretrainingCollator
 from bertology.data.maskers import MaskingConfig, WholeWordMasker
 from bertology.errors import ConfigError
 from bertology.models.ambert import AmbertConfig, AmbertModel, agreement_loss
+from bertology.models.outputs import EncoderOutput
 
 
 @pytest.fixture
@@ -46,8 +47,14 @@ def test_save_and_load_keep_the_sharing(tmp_path, cfg):
     with torch.no_grad():
         a = model(ids, coarse_ids=coarse)
         b = again(ids, coarse_ids=coarse)
-    torch.testing.assert_close(a[0].last_hidden_state, b[0].last_hidden_state)
-    torch.testing.assert_close(a[1].last_hidden_state, b[1].last_hidden_state)
+    assert isinstance(a, EncoderOutput) and isinstance(a.coarse, EncoderOutput)  # one output type for all
+    torch.testing.assert_close(a.last_hidden_state, b.last_hidden_state)
+    torch.testing.assert_close(a.coarse.last_hidden_state, b.coarse.last_hidden_state)
+    assert a.last_hidden_state.shape == (2, 9, cfg.hidden_size) and a.coarse.last_hidden_state.shape[1] == 5
+    with torch.no_grad():
+        fine_only = model(ids)
+    assert fine_only.coarse is None
+    torch.testing.assert_close(fine_only.last_hidden_state, a.last_hidden_state)
     with pytest.raises(ConfigError, match="coarse_vocab_size"):
         AmbertConfig(coarse_vocab_size=0)
 

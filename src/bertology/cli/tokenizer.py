@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..tokenization import ByteLevelBPETokenizer, Tokenizer
+    from ..tokenization import ByteLevelBPETokenizer, WordPieceTokenizer
 
     for name in args.files:
         if not Path(name).is_file():
@@ -40,7 +40,7 @@ def run_train(args: argparse.Namespace) -> int:
             model_max_length=args.model_max_length, show_progress=True,
         )
     else:
-        tok = Tokenizer.train(
+        tok = WordPieceTokenizer.train(
             args.files, vocab_size=args.vocab_size or 30522, lowercase=not args.cased,
             strip_accents=args.strip_accents, tokenize_chinese_chars=not args.no_split_cjk,
             min_frequency=args.min_frequency, model_max_length=args.model_max_length,

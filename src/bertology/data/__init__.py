@@ -3,7 +3,7 @@
 Importing this package only defines names: no files are read and no tokenizer or jieba is loaded.
 """
 
-from .prepare import PrepareSummary, prepare_corpus
+from .prepare import PrepareConfig, PrepareSummary, prepare_corpus
 from .shards import CorpusError, TokenCorpus
 
-__all__ = ["CorpusError", "PrepareSummary", "TokenCorpus", "prepare_corpus"]
+__all__ = ["CorpusError", "PrepareConfig", "PrepareSummary", "TokenCorpus", "prepare_corpus"]

@@ -23,7 +23,7 @@ from ..utils.registry import Registry
 from ..utils.typed import Where, as_where, check_choice, check_fields, from_mapping
 
 if TYPE_CHECKING:
-    from ..tokenization.wordpiece import Tokenizer
+    from ..tokenization.base import BaseTokenizer
 
 __all__ = [
     "IGNORE_INDEX", "MASKERS", "EntityMasker", "Masker", "MaskingConfig", "Span", "SpanMasker",
@@ -472,7 +472,7 @@ class SpanMasker(Masker):
 # ---------------------------------------------------------------------------------------------- building
 
 
-def read_lexicon(path: str | os.PathLike, tokenizer: Tokenizer) -> list[list[int]]:
+def read_lexicon(path: str | os.PathLike, tokenizer: BaseTokenizer) -> list[list[int]]:
     """Token-id phrases from a lexicon file (one phrase per line; blank lines skipped, repeats dropped)."""
     path = Path(path)
     if not path.is_file():
@@ -488,7 +488,7 @@ def read_lexicon(path: str | os.PathLike, tokenizer: Tokenizer) -> list[list[int
     return [list(p) for p in phrases]
 
 
-def build_masker(config: MaskingConfig, tokenizer: Tokenizer) -> Masker:
+def build_masker(config: MaskingConfig, tokenizer: BaseTokenizer) -> Masker:
     """The masker `config.strategy` names, with ids (and the lexicon, if it needs one) from `tokenizer`."""
     config.validate()
     cls = MASKERS.entry(config.strategy).obj

@@ -16,14 +16,14 @@ from tqdm.auto import tqdm
 
 from ..models.bert import BertModel
 from ..models.pooling import pool
-from ..tokenization import Tokenizer
+from ..tokenization import BaseTokenizer, Tokenizer
 
 
 class SentenceEncoder:
     def __init__(
         self,
         model: BertModel,
-        tokenizer: Tokenizer,
+        tokenizer: BaseTokenizer,
         pooling: str = "mean",
         normalize: bool = False,
         batch_size: int = 32,

@@ -5,6 +5,7 @@ from .ambert import AmbertConfig, AmbertModel
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .chinesebert import ChineseBertConfig, ChineseBertForMaskedLM, ChineseBertModel
 from .config import BertConfig, preset_names
+from .family import FAMILIES, Family, register_family
 from .outputs import EncoderOutput, MaskedLMOutput, PreTrainingOutput
 from .pooling import cls_pool, max_pool, mean_pool, pool
 from .pretrained import PreTrainedModel, load
@@ -17,5 +18,5 @@ __all__ = [
     "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
     "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "EncoderOutput", "MaskedLMOutput",
     "PreTrainedModel", "PreTrainingOutput", "cls_pool", "load", "max_pool", "mean_pool", "pool",
-    "preset_names",
+    "preset_names", "FAMILIES", "Family", "register_family",
 ]

@@ -67,16 +67,28 @@ class AmbertModel(PreTrainedModel):
     def unpad_inputs(self, value: bool) -> None:
         self.fine.unpad_inputs = self.coarse.unpad_inputs = value
 
+    #: batch keys the encoder reads besides ids, mask and segments (the coarse sequence, from AmbertTokenizer)
+    token_inputs = ("coarse_ids", "coarse_attention_mask", "coarse_token_type_ids")
+
+    @property
+    def embeddings(self) -> torch.nn.Module:
+        """The fine-grained input layer (what adversarial training perturbs, what a summary counts first)."""
+        return self.fine.embeddings
+
+    @property
+    def pooler(self) -> torch.nn.Module | None:
+        return self.fine.pooler
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, coarse_ids: torch.Tensor | None = None,
                 coarse_attention_mask: torch.Tensor | None = None, coarse_token_type_ids: torch.Tensor | None = None,
-                **kwargs) -> tuple[EncoderOutput, EncoderOutput | None]:
-        """(fine output, coarse output); the coarse one is None when no coarse ids are given."""
+                **kwargs) -> EncoderOutput:
+        """The fine-grained output, the same type every family returns; with `coarse_ids`, the coarse side's
+        output through the same encoder rides along as its `coarse` field."""
         fine = self.fine(input_ids, attention_mask, token_type_ids, **kwargs)
-        coarse = None
         if coarse_ids is not None:
-            coarse = self.coarse(coarse_ids, coarse_attention_mask, coarse_token_type_ids, **kwargs)
-        return fine, coarse
+            fine.coarse = self.coarse(coarse_ids, coarse_attention_mask, coarse_token_type_ids, **kwargs)
+        return fine
 
 
 def agreement_loss(fine_logits: torch.Tensor, coarse_logits: torch.Tensor, combined_logits: torch.Tensor,

@@ -28,6 +28,8 @@ class EncoderOutput(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
     #: scaled q.k before the padding mask and softmax (what TinyBERT distils), one per layer
     attention_scores: tuple[torch.Tensor, ...] | None = None
+    #: a second granularity of the same input through the same encoder (AMBERT's words), when given
+    coarse: EncoderOutput | None = None
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,14 @@ POOLERS: dict[str, Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]] 
     "cls": cls_pool,
     "max": max_pool,
 }
+
+
+def pool_each(hidden_states: Sequence[torch.Tensor], attention_mask: torch.Tensor | None = None,
+              how: str = "mean") -> list[torch.Tensor]:
+    """One pooled vector per layer (a fine-tuning head pools every layer, then selects or mixes them)."""
+    if how not in POOLERS:
+        raise ValueError(f"unknown pooling {how!r}; choose one of {sorted(POOLERS)}")
+    return [POOLERS[how](hidden, attention_mask) for hidden in hidden_states]
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None, how: str = "mean",

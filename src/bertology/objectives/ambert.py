@@ -42,9 +42,10 @@ class AmbertPretrainingModel(nn.Module):
             init_bert_weights(head, config.initializer_range, keep=shared)
 
     def forward(self, **batch: Any) -> StepOutput:
-        fine, coarse = self.ambert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+        fine = self.ambert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
                                    coarse_ids=batch["coarse_ids"], coarse_attention_mask=batch["coarse_attention_mask"],
                                    coarse_token_type_ids=batch["coarse_token_type_ids"])
+        coarse = fine.coarse
         fine_logits, fine_loss = self.fine_head.logits_and_loss(fine.last_hidden_state, batch["labels"])
         coarse_logits, coarse_loss = self.coarse_head.logits_and_loss(coarse.last_hidden_state,
                                                                       batch["coarse_labels"])
