@@ -28,6 +28,7 @@ from .models import (
     pool,
 )
 from .tokenization import (
+    AmbertTokenizer,
     BaseTokenizer,
     ByteLevelBPETokenizer,
     ChineseBertTokenizer,
@@ -44,5 +45,6 @@ __all__ = [
     "AlbertConfig", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertModel", "RobertaConfig",
     "RobertaForMaskedLM", "RobertaModel", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "BertModel", "BertologyError", "CheckpointError",
     "ConfigError", "Tokenizer", "BaseTokenizer", "WordPieceTokenizer", "ByteLevelBPETokenizer", "ChineseBertTokenizer",
+    "AmbertTokenizer",
     "load_tokenizer", "cls_pool", "load", "max_pool", "mean_pool", "pool",
 ]

@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from bertology import load
-from bertology.data.coarse import CLS, MASK, SEP, UNK, AmbertCollator, CoarseVocabulary, words
+from bertology.data.coarse import CLS, MASK, PAD, SEP, UNK, AmbertCollator, CoarseVocabulary, words
 from bertology.data.collate import PretrainingCollator
 from bertology.data.maskers import MaskingConfig, WholeWordMasker
 from bertology.errors import ConfigError
 from bertology.models.ambert import AmbertConfig, AmbertModel, agreement_loss
 from bertology.models.outputs import EncoderOutput
+from bertology.tokenization import AmbertTokenizer, Tokenizer, save_for_model
 
 
 @pytest.fixture
@@ -95,3 +96,20 @@ def test_agreement_loss_by_hand():
     expected = sum(-F.log_softmax(x, -1)[torch.arange(4), y].mean() for x in (f, c, m))
     expected = expected + 0.5 * ((f.softmax(-1) - c.softmax(-1)) ** 2).sum(-1).mean()
     assert agreement_loss(f, c, m, y, weight=0.5).item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_a_model_folder_with_its_tokenizer_runs_on_the_tokenizers_batch(tmp_path, make_tiny_config, tiny_tokenizer):
+    vocab = CoarseVocabulary([tuple(tiny_tokenizer.encode(w)[1:-1]) for w in ("中国", "人民", "经济")])
+    cfg = make_tiny_config(AmbertConfig, vocab_size=tiny_tokenizer.vocab_size, coarse_vocab_size=len(vocab))
+    torch.manual_seed(0)
+    AmbertModel(cfg).save_pretrained(tmp_path / "model")
+    vocab.save(tmp_path / "coarse_vocab.json")
+    save_for_model(tiny_tokenizer, tmp_path / "model", extras=tmp_path)  # what a pretraining run's export does
+    model, tokenizer = load(tmp_path / "model").eval(), Tokenizer.from_pretrained(tmp_path / "model")
+    assert type(model) is AmbertModel and type(tokenizer) is AmbertTokenizer
+    batch = tokenizer(["中国人民", "经济发展很快"], ["人民", "中国"])
+    assert set(AmbertModel.token_inputs) <= set(batch)
+    with torch.no_grad():
+        out = model(**batch)
+    assert out.coarse.last_hidden_state.shape == (*batch["coarse_ids"].shape, cfg.hidden_size)
+    assert batch["coarse_ids"][0].tolist() == [CLS, 5, 6, SEP, 6, SEP, PAD]  # jieba: 中国|人民, padded

@@ -8,10 +8,18 @@ from itertools import islice
 import pytest
 import torch
 
-from bertology import BertForPreTraining, Tokenizer, load
+from bertology import (
+    AmbertTokenizer,
+    BertForPreTraining,
+    ChineseBertTokenizer,
+    Tokenizer,
+    WordPieceTokenizer,
+    load,
+)
 from bertology.assets import peoples_daily_path, peoples_daily_sentences
 from bertology.cli.main import main
 from bertology.data import TokenCorpus, prepare_corpus
+from bertology.data.coarse import CoarseVocabulary
 from bertology.errors import ConfigError
 from bertology.runs.pretrain import Pretraining, apply_overrides, load_config, recipe_names
 
@@ -92,6 +100,20 @@ def test_other_recipes_train_a_few_steps(chinese, tmp_path, recipe, exported):
     losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(isinstance(x, float) for x in losses)
     assert type(load(run / "model")).__name__ == exported
+    exported_tokenizer = Tokenizer.from_pretrained(run / "model")  # every model folder holds its tokenizer
+    assert type(exported_tokenizer) is WordPieceTokenizer
+    assert exported_tokenizer.vocab == Tokenizer.from_pretrained(chinese / "tok").vocab
+
+
+def test_bertology_embed_reads_an_exported_model_folder_alone(chinese, tmp_path):
+    run = tmp_path / "bert"
+    config = load_config("bert", _overrides(chinese, run, steps=2) + ["train.eval_every=0"])
+    Pretraining.build(config).run()
+    texts = tmp_path / "texts.txt"
+    texts.write_text("中国人民很好。\n经济发展。\n", encoding="utf-8")
+    assert main(["embed", "--model", str(run / "model"), str(texts), "-o", str(tmp_path / "out.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in rows] == [1, 2] and len(rows[0]["embedding"]) == 64
 
 
 def test_config_errors_name_the_field(tmp_path):
@@ -129,6 +151,7 @@ def test_chinesebert_recipe_needs_pinyin_and_trains_with_it(chinese, tmp_path):
     result = pretraining.run()
     assert result.step == 4
     assert type(load(run / "model")).__name__ == "ChineseBertForMaskedLM"
+    assert type(Tokenizer.from_pretrained(run / "model")) is ChineseBertTokenizer  # it reads pinyin
 
 
 def test_roberta_recipe_with_byte_level_bpe(tmp_path):
@@ -150,6 +173,7 @@ def test_roberta_recipe_with_byte_level_bpe(tmp_path):
     result = Pretraining.build(load_config("roberta", overrides)).run()
     assert result.step == 4
     ours = load(run / "model")
+    assert type(Tokenizer.from_pretrained(run / "model")) is ByteLevelBPETokenizer
     ref = transformers.RobertaForMaskedLM.from_pretrained(run / "model").eval()
     ids = torch.tensor([tok.encode(texts[0])[:40]])
     with torch.no_grad():
@@ -168,3 +192,12 @@ def test_ambert_recipe_trains_both_granularities(chinese, tmp_path):
     assert (run / "coarse_vocab.json").is_file()
     model = load(run / "model")
     assert type(model).__name__ == "AmbertModel" and model.coarse.encoder is model.fine.encoder
+    tokenizer = Tokenizer.from_pretrained(run / "model")  # the model folder alone is enough to predict
+    assert type(tokenizer) is AmbertTokenizer
+    assert tokenizer.coarse_vocab == CoarseVocabulary.load(run / "coarse_vocab.json")
+    assert len(tokenizer.coarse_vocab) == model.config.coarse_vocab_size
+    batch = tokenizer(["中国人民很好。", "经济发展"])
+    with torch.no_grad():
+        out = model.eval()(**batch)
+    assert out.coarse.last_hidden_state.shape[:2] == batch["coarse_ids"].shape
+    assert (batch["coarse_ids"] > 4).any()  # words of the run's coarse vocabulary

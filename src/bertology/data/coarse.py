@@ -1,69 +1,20 @@
-"""Coarse-grained tokens for AMBERT, derived from a prepared corpus's word starts.
+"""AMBERT's pretraining batches: the fine batch plus the aligned coarse one, masked together.
 
-A coarse token is a whole word: the run of fine tokens from one word start to the next (a jieba word of
-Chinese characters, an English word of word pieces). The vocabulary keeps the most frequent words; the
-coarse sequence of an instance is built from its fine tokens, so no second tokenization pass is needed and
-the two sequences stay aligned word for word.
+The coarse vocabulary and the word split live in :mod:`bertology.tokenization.coarse` (the tokenizer builds
+the same coarse sequence from raw text); they are imported here under their old names.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections import Counter
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..utils.io import atomic_write
+from ..tokenization.coarse import CLS, COARSE_SPECIALS, MASK, PAD, SEP, UNK, CoarseVocabulary, words
 from .collate import PretrainingCollator
 
-COARSE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-PAD, UNK, CLS, SEP, MASK = range(5)
-
-
-def words(ids: np.ndarray, word_starts: np.ndarray) -> list[tuple[int, ...]]:
-    starts = np.flatnonzero(word_starts)
-    if len(ids) and (len(starts) == 0 or starts[0] != 0):
-        starts = np.concatenate([[0], starts])
-    return [tuple(int(t) for t in ids[a:b]) for a, b in zip(starts, [*starts[1:], len(ids)], strict=True)]
-
-
-class CoarseVocabulary:
-    """Word (tuple of fine ids) <-> coarse id; ids 0-4 are the special tokens."""
-
-    def __init__(self, entries: list[tuple[int, ...]]) -> None:
-        self.entries = entries
-        self.index = {w: i + len(COARSE_SPECIALS) for i, w in enumerate(entries)}
-
-    def __len__(self) -> int:
-        return len(self.entries) + len(COARSE_SPECIALS)
-
-    @classmethod
-    def build(cls, corpus: Any, documents: Iterable[int], size: int, min_frequency: int = 2) -> CoarseVocabulary:
-        """The `size` most frequent words of the given documents (ties broken by the words themselves)."""
-        counts: Counter[tuple[int, ...]] = Counter()
-        for d in documents:
-            for s in corpus.document_sentences(int(d)):
-                counts.update(words(corpus.sentence(s), corpus.word_starts(s)))
-        ranked = sorted((w for w, c in counts.items() if c >= min_frequency), key=lambda w: (-counts[w], w))
-        return cls(ranked[:size])
-
-    def lookup(self, word: tuple[int, ...]) -> int:
-        return self.index.get(word, UNK)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        with atomic_write(path) as handle:
-            json.dump({"specials": list(COARSE_SPECIALS), "words": [list(w) for w in self.entries]}, handle)
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> CoarseVocabulary:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls([tuple(w) for w in data["words"]])
+__all__ = ["CLS", "COARSE_SPECIALS", "MASK", "PAD", "SEP", "UNK", "AmbertCollator", "CoarseVocabulary", "words"]
 
 
 class AmbertCollator:

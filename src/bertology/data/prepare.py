@@ -24,6 +24,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..tokenization.words import (
+    cjk_token_table,
+    continuation_table,
+    load_jieba,
+    mark_jieba_starts,
+    unk_id,
+    word_id_starts,
+)
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import Where, as_where, check_choice, check_fields, parse
@@ -156,17 +164,6 @@ def _case_class(text: str) -> int:
     return 4
 
 
-_CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2A6DF), (0x2A700, 0x2EBEF),
-               (0x30000, 0x3134F))
-
-
-def _is_cjk_point(points: np.ndarray) -> np.ndarray:
-    mask = np.zeros(points.shape, dtype=bool)
-    for lo, hi in _CJK_RANGES:
-        mask |= (points >= lo) & (points <= hi)
-    return mask
-
-
 class _Processor:
     """Sentences, token ids, word starts and case for a batch of documents (runs in each worker)."""
 
@@ -182,17 +179,9 @@ class _Processor:
         self._pinyin_encoder: Any = None
         self._jieba: Any = None
         self._cjk_tokens: np.ndarray | None = None
-        # With WordPiece a token continues a word exactly when it carries the "##" prefix (the whole word
-        # becomes [UNK] otherwise), so word starts come from the ids and the faster encoder without
-        # offsets or word ids can be used; other models need word ids.
-        self._continues: np.ndarray | None = None
-        prefix = getattr(self.backend.model, "continuing_subword_prefix", None)
-        if type(self.backend.model).__name__ == "WordPiece" and prefix:
-            vocab = self.backend.get_vocab(with_added_tokens=True)
-            self._continues = np.zeros(max(vocab.values()) + 1, dtype=bool)
-            for token, token_id in vocab.items():
-                if token.startswith(prefix) and len(token) > len(prefix):
-                    self._continues[token_id] = True
+        # WordPiece ids tell word starts, so the faster encoder without offsets or word ids can be used;
+        # other models need word ids (see tokenization/words.py, shared with AmbertTokenizer).
+        self._continues: np.ndarray | None = continuation_table(self.backend)
 
     def __call__(self, docs: Sequence[tuple[str, str]]) -> _BatchResult:
         o = self.o
@@ -222,7 +211,7 @@ class _Processor:
             word_starts = self._word_starts(encs, lengths, starts, total)
         if jieba_words:
             if self._jieba is None:
-                self._jieba = _load_jieba()  # only once Chinese text shows up: it takes a second
+                self._jieba = load_jieba()  # only once Chinese text shows up: it takes a second
             self._jieba_word_starts(sents, encs, tokens, starts, word_starts)
         case = self._case(sents, encs, total) if o.record_case else None
         pinyin = self._pinyin(sents, encs, total) if o.record_pinyin else None
@@ -254,49 +243,23 @@ class _Processor:
             wids = np.fromiter(chain.from_iterable(e.word_ids for e in encs), dtype=np.int64, count=total)
         except TypeError:  # a None word id (an added token in the text): it stands alone
             wids = np.array([-1 if w is None else w for e in encs for w in e.word_ids], dtype=np.int64)
-        ws = np.ones(total, dtype=np.uint8)
-        if total > 1:
-            ws[1:] = wids[1:] != wids[:-1]
+        ws = word_id_starts(wids)
         ws[starts[lengths > 0]] = 1
-        ws[wids < 0] = 1
         return ws
-
-    def _cjk_token_table(self) -> np.ndarray:
-        # Which ids are one CJK character (BERT gives each its own token): no per-character scan needed.
-        vocab = self.backend.get_vocab(with_added_tokens=True)
-        table = np.zeros(max(vocab.values()) + 1, dtype=bool)
-        for token, token_id in vocab.items():
-            if len(token) == 1 and has_cjk(token):
-                table[token_id] = True
-        return table
 
     def _jieba_word_starts(self, sents: list[str], encs: list[Any], tokens: np.ndarray, starts: np.ndarray,
                            ws: np.ndarray) -> None:
         """A CJK character token starts a word only where a jieba word starts (Chinese whole-word masking)."""
         if self._cjk_tokens is None:
-            self._cjk_tokens = self._cjk_token_table()
-        table = self._cjk_tokens
-        unk = self.backend.token_to_id(getattr(self.backend.model, "unk_token", "[UNK]") or "[UNK]")
-        cut = self._jieba.lcut
+            self._cjk_tokens = cjk_token_table(self.backend)
+        unk = unk_id(self.backend)
         for i, sent in enumerate(sents):
             n = len(encs[i])
             if n == 0 or not has_cjk(sent):
                 continue
             a = int(starts[i])
-            ids = tokens[a:a + n]
-            is_cjk = table[ids]
             offsets = np.array(encs[i].offsets, dtype=np.int64).reshape(n, 2)
-            first = offsets[:, 0]
-            unknown = np.flatnonzero(ids == unk)
-            if len(unknown):  # an unknown CJK character is still a character token
-                points = np.frombuffer(sent.encode("utf-32-le"), dtype=np.uint32)
-                one_char = offsets[unknown, 1] - first[unknown] == 1
-                is_cjk[unknown] = one_char & _is_cjk_point(points[np.minimum(first[unknown], len(sent) - 1)])
-            word_begin = np.zeros(len(sent) + 1, dtype=bool)
-            lengths = np.fromiter(map(len, cut(sent, HMM=True)), dtype=np.int64)
-            word_begin[np.cumsum(lengths) - lengths] = True
-            seg = ws[a:a + n]
-            seg[is_cjk] = word_begin[first[is_cjk]]
+            mark_jieba_starts(sent, tokens[a:a + n], offsets, ws[a:a + n], self._cjk_tokens, unk, self._jieba.lcut)
 
     def _pinyin(self, sents: list[str], encs: list[Any], total: int) -> np.ndarray:
         """Pinyin ids per token from each sentence's own text, so heteronyms are read in context."""
@@ -356,16 +319,6 @@ class _Processor:
         return np.asarray(new_lengths, dtype=np.int64), doc_sents, long_sentences, extra
 
 
-def _load_jieba():
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
 _WORKER: _Processor | None = None
 
 
@@ -421,7 +374,7 @@ def _results(batches: Iterable[list[tuple[str, str]]], options: _Options,
                 yield processor(batch)
         return
     if options.chinese_words == "jieba":
-        _load_jieba()  # load the dictionary once, before forking, so workers share it
+        load_jieba()  # load the dictionary once, before forking, so workers share it
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with _env(TOKENIZERS_PARALLELISM="false"), context.Pool(workers, _init_worker, (options,)) as pool:

@@ -22,6 +22,7 @@ from ..models.ambert import AmbertConfig, AmbertModel
 from ..models.family import FAMILIES
 from ..models.heads import IGNORE_INDEX, MaskedLMHead
 from ..models.pretrained import init_bert_weights
+from ..tokenization.coarse import COARSE_VOCAB_FILE
 from ..training.protocol import StepOutput
 from .base import accuracy
 
@@ -82,10 +83,11 @@ class AmbertPretraining:
         return AmbertPretrainingModel(config)
 
     def collator(self, collator: PretrainingCollator, tokenizer: Any, run_dir: str) -> AmbertCollator:
-        """Adds the coarse batch to each fine one; the vocabulary is saved in the run folder beside the model."""
+        """Adds the coarse batch to each fine one. The vocabulary is saved in the run folder, where the export
+        finds it for the AMBERT tokenizer it saves beside the model (tokenization.save_for_model)."""
         if self.vocab is None:
             raise RuntimeError("build_model comes first: it builds the coarse vocabulary")
-        self.vocab.save(Path(run_dir) / "coarse_vocab.json")
+        self.vocab.save(Path(run_dir) / COARSE_VOCAB_FILE)
         return AmbertCollator(collator, self.vocab, tokenizer.mask_token_id)
 
 

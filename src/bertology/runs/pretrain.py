@@ -28,7 +28,7 @@ from ..models.config import BertConfig, preset_names
 from ..models.family import FAMILIES, Family, FamilyPretraining, VocabInfo, family_for_config
 from ..models.pretrained import load, read_config
 from ..objectives import OBJECTIVES, PretrainingModel, objective_classes, objective_options
-from ..tokenization import BaseTokenizer, load_tokenizer
+from ..tokenization import BaseTokenizer, load_tokenizer, save_for_model
 from ..training import TrainConfig, Trainer, TrainResult
 from ..training.data import ResumableLoader
 from ..utils.io import atomic_write
@@ -277,9 +277,19 @@ class Pretraining:
                           collate=self.collator, eval_data=self.eval_set,
                           run_config=self.config.to_dict())
         result = trainer.train(resume=resume)
+        if trainer.world.is_main:
+            self.export_tokenizer(trainer.model_dir)
         if trainer.world.is_main and self.eval_set is not None:
             self.write_report(trainer, result, time.perf_counter() - start)
         return result
+
+    def export_tokenizer(self, model_dir: Path) -> BaseTokenizer | None:
+        """Save beside the exported model the tokenizer that model reads (the run's, or the family's own made
+        from it with the run folder's extra files, e.g. AMBERT's coarse vocabulary), so that the model folder
+        alone is enough to fine-tune and predict. None when no model was exported."""
+        if not (model_dir / "config.json").is_file():
+            return None
+        return save_for_model(self.tokenizer, model_dir, extras=self.config.run_dir)
 
     def unigram_baseline(self, limit_batches: int = 50) -> float | None:
         """Accuracy of always guessing the corpus's most frequent token at the held-out masked positions."""

@@ -1,9 +1,10 @@
 """`Tokenizer`: the one entry point that loads whichever tokenizer a folder holds, as AutoTokenizer does.
 
 Callers (fine-tuning, prediction, the CLI) get a folder and should not need to know whether it holds
-WordPiece, byte-level BPE or ChineseBERT's WordPiece-with-pinyin; every class shares
-:class:`~bertology.tokenization.base.BaseTokenizer`'s API, so `Tokenizer.from_pretrained(folder)` returns
-the right one and the caller just uses it.
+WordPiece, byte-level BPE, ChineseBERT's WordPiece-with-pinyin or AMBERT's WordPiece-with-words; every
+class shares :class:`~bertology.tokenization.base.BaseTokenizer`'s API, so `Tokenizer.from_pretrained(folder)`
+returns the right one and the caller just uses it. :func:`save_for_model` is the other direction: it saves
+into a model folder the tokenizer that folder's model reads, so every exported model folder holds its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bertology.tokenization.ambert import AmbertTokenizer
 from bertology.tokenization.base import CONFIG_FILE, TOKENIZER_FILE, BaseTokenizer, read_config, read_json
 from bertology.tokenization.bpe import MERGES_FILE, ByteLevelBPETokenizer
 from bertology.tokenization.bpe import VOCAB_FILE as BPE_VOCAB_FILE
@@ -19,19 +21,25 @@ from bertology.tokenization.chinesebert import CLASS_KEY, ChineseBertTokenizer
 from bertology.tokenization.wordpiece import VOCAB_FILE as WORDPIECE_VOCAB_FILE
 from bertology.tokenization.wordpiece import WordPieceTokenizer
 
-__all__ = ["Tokenizer", "load_tokenizer", "tokenizer_class_for"]
+__all__ = ["MODEL_TOKENIZERS", "Tokenizer", "load_tokenizer", "save_for_model", "tokenizer_class_for",
+           "tokenizer_for_model"]
 
 #: Our classes by name, for tokenizer_config.json's CLASS_KEY (and its tokenizer_class, if it names one).
 CLASSES: dict[str, type[BaseTokenizer]] = {
-    c.__name__: c for c in (WordPieceTokenizer, ByteLevelBPETokenizer, ChineseBertTokenizer)
+    c.__name__: c for c in (WordPieceTokenizer, ByteLevelBPETokenizer, ChineseBertTokenizer, AmbertTokenizer)
 }
 # transformers' tokenizer_class names (without "Fast") whose pipeline each of our classes reproduces.
 _BPE_CLASSES = {"RobertaTokenizer", "GPT2Tokenizer", "BartTokenizer", "LongformerTokenizer"}
 _WORDPIECE_CLASSES = {"BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer"}
 _BY_MODEL_TYPE: dict[str, type[BaseTokenizer]] = {"BPE": ByteLevelBPETokenizer, "WordPiece": WordPieceTokenizer}
-# config.json model_types whose models need more than a WordPiece tokenizer gives (ChineseBERT: pinyin).
-# Read as a plain string, as AutoTokenizer reads it: tokenization never imports the models.
-_WORDPIECE_BY_MODEL_TYPE: dict[str, type[BaseTokenizer]] = {"chinesebert": ChineseBertTokenizer}
+#: config.json model_types whose models need more than a WordPiece tokenizer gives (ChineseBERT: pinyin;
+#: AMBERT: the coarse sequence), read as a plain string, as AutoTokenizer reads it: tokenization never
+#: imports the models. Loading a plain WordPiece folder of such a model and exporting a run's tokenizer
+#: beside such a model both look here, so the two always agree.
+MODEL_TOKENIZERS: dict[str, type[WordPieceTokenizer]] = {
+    "chinesebert": ChineseBertTokenizer,
+    "ambert": AmbertTokenizer,
+}
 _MODEL_CONFIG_FILE = "config.json"
 
 
@@ -41,7 +49,8 @@ def tokenizer_class_for(path: str | os.PathLike) -> type[BaseTokenizer]:
     Decided, first match wins, by tokenizer_config.json's bertology_class (written by our classes that
     transformers has no name for), its tokenizer_class, the model type of tokenizer.json, then the files
     present (vocab.json + merges.txt: byte-level BPE; vocab.txt: WordPiece). A WordPiece folder whose
-    config.json is a ChineseBERT model's gets the ChineseBERT tokenizer, since that model needs pinyin.
+    config.json is a ChineseBERT (AMBERT) model's gets the ChineseBERT (AMBERT) tokenizer, since that
+    model needs pinyin (words).
     """
     path = Path(path)
     if path.is_dir():
@@ -61,7 +70,7 @@ def tokenizer_class_for(path: str | os.PathLike) -> type[BaseTokenizer]:
         return CLASSES[named]
     found = _by_tokenizer_class(config, folder) or _by_files(folder, file)
     if found is WordPieceTokenizer:
-        return _WORDPIECE_BY_MODEL_TYPE.get(_model_type(folder), found)
+        return MODEL_TOKENIZERS.get(_model_type(folder), found)
     return found
 
 
@@ -117,6 +126,31 @@ def _model_type(folder: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def tokenizer_for_model(tokenizer: BaseTokenizer, model_folder: str | os.PathLike,
+                        extras: str | os.PathLike | None = None) -> BaseTokenizer:
+    """The tokenizer the model saved in `model_folder` reads, made from `tokenizer` (a run's WordPiece one).
+
+    The model type in the folder's config.json decides, through MODEL_TOKENIZERS: ChineseBERT's adds
+    pinyin, AMBERT's the coarse sequence, with the coarse vocabulary found in `extras` (the pretraining
+    run's folder; default: the model folder). Any other model reads `tokenizer` as it is.
+    """
+    model_folder = Path(model_folder)
+    cls = MODEL_TOKENIZERS.get(_model_type(model_folder))
+    if cls is None or type(tokenizer) is cls or not isinstance(tokenizer, WordPieceTokenizer):
+        return tokenizer
+    return cls.for_model_folder(tokenizer, model_folder if extras is None else extras)
+
+
+def save_for_model(tokenizer: BaseTokenizer, model_folder: str | os.PathLike,
+                   extras: str | os.PathLike | None = None) -> BaseTokenizer:
+    """Save into `model_folder` the tokenizer its model reads (see :func:`tokenizer_for_model`), so that
+    the folder alone is enough to fine-tune and predict: `Tokenizer.from_pretrained(model_folder)` then
+    gives that tokenizer back. Returns it."""
+    out = tokenizer_for_model(tokenizer, model_folder, extras)
+    out.save_pretrained(model_folder)
+    return out
+
+
 class _AutoMeta(type):
     # isinstance(tok, Tokenizer) held for WordPiece tokenizers while Tokenizer was their class; as the auto
     # class it stands for whatever from_pretrained may return, so it holds for every tokenizer here.
@@ -130,8 +164,8 @@ class _AutoMeta(type):
 class Tokenizer(metaclass=_AutoMeta):
     """Loads any tokenizer here with the class that fits the folder (see :func:`tokenizer_class_for`).
 
-    `Tokenizer.from_pretrained(folder)` gives a WordPieceTokenizer, ByteLevelBPETokenizer or
-    ChineseBertTokenizer; `Tokenizer.train(...)` trains WordPiece, as it did when this name was the
+    `Tokenizer.from_pretrained(folder)` gives a WordPieceTokenizer, ByteLevelBPETokenizer,
+    ChineseBertTokenizer or AmbertTokenizer; `Tokenizer.train(...)` trains WordPiece, as it did when this name was the
     WordPiece class, and `Tokenizer(backend, ...)` likewise still builds a WordPieceTokenizer.
     """
 

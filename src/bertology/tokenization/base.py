@@ -152,20 +152,7 @@ class BaseTokenizer:
             raise ValueError(f"return_tensors must be 'pt' or None, got {return_tensors!r}")
         pad_mode = _padding_mode(padding)
         max_length = self._check_max_length(max_length, pair=pairs is not None)
-
-        with self._lock:
-            try:
-                if pairs is not None and truncation:
-                    encodings = self._encode_pairs_truncated(batch, pairs, max_length)
-                else:
-                    if truncation:
-                        self._backend.enable_truncation(
-                            max_length, strategy="longest_first", direction="right"
-                        )
-                    inputs: list[Any] = batch if pairs is None else list(zip(batch, pairs, strict=True))
-                    encodings = self._backend.encode_batch(inputs, add_special_tokens=True)
-            finally:
-                self._backend.no_truncation()
+        encodings = self._encode(batch, pairs, max_length, truncation)
         if pad_mode != "none":
             target = max_length if pad_mode == "max_length" else max(len(e) for e in encodings)
             for e in encodings:
@@ -201,6 +188,19 @@ class BaseTokenizer:
         if return_word_ids:
             out["word_ids"] = [e.word_ids for e in encodings]
         return out
+
+    def _encode(self, batch: list[str], pairs: list[str] | None, max_length: int, truncation: bool) -> list[Any]:
+        """The backend's encodings of a checked batch, with special tokens, truncated but not padded."""
+        with self._lock:
+            try:
+                if pairs is not None and truncation:
+                    return self._encode_pairs_truncated(batch, pairs, max_length)
+                if truncation:
+                    self._backend.enable_truncation(max_length, strategy="longest_first", direction="right")
+                inputs: list[Any] = batch if pairs is None else list(zip(batch, pairs, strict=True))
+                return self._backend.encode_batch(inputs, add_special_tokens=True)
+            finally:
+                self._backend.no_truncation()
 
     def _extra_inputs(
         self, encodings: list[Any], texts: list[str], pairs: list[str] | None

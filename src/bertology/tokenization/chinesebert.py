@@ -42,22 +42,6 @@ class ChineseBertTokenizer(WordPieceTokenizer):
         super().__init__(backend, **kwargs)
         self._pinyin = PinyinEncoder()
 
-    @classmethod
-    def from_wordpiece(cls, tokenizer: WordPieceTokenizer) -> ChineseBertTokenizer:
-        """The same vocabulary and settings with pinyin added (e.g. for a vocabulary trained as WordPiece)."""
-        backend = tokenizers.Tokenizer.from_str(tokenizer.backend.to_str())
-        out = cls(
-            backend,
-            do_lower_case=tokenizer.do_lower_case,
-            strip_accents=tokenizer.strip_accents,
-            tokenize_chinese_chars=tokenizer.tokenize_chinese_chars,
-            model_max_length=tokenizer.model_max_length,
-            special_tokens={role: tokenizer._special_tokens[role] for role in cls.ROLES},
-            source=repr(tokenizer),
-        )
-        out._add_extra_special(tokenizer._extra_special)
-        return out
-
     @property
     def pinyin_length(self) -> int:
         """Pinyin ids per token (8, as in ChineseBERT and the corpus shards)."""

@@ -14,7 +14,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import tokenizers
 from tokenizers import decoders, normalizers, pre_tokenizers, processors, trainers
@@ -40,6 +40,8 @@ VOCAB_FILE = "vocab.txt"
 _ROLES = ("pad", "unk", "cls", "sep", "mask")
 DEFAULT_SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _DEFAULT_BY_ROLE = dict(zip(_ROLES, DEFAULT_SPECIAL_TOKENS, strict=True))
+
+_W = TypeVar("_W", bound="WordPieceTokenizer")
 
 
 def _bert_normalizer(lowercase: bool, strip_accents: bool | None, tokenize_chinese_chars: bool):
@@ -166,6 +168,31 @@ class WordPieceTokenizer(BaseTokenizer):
         extra = [token_content(t) for t in config.get("additional_special_tokens") or []]
         tokenizer._add_extra_special(t for t in extra if t and tokenizer.backend.token_to_id(t) is not None)
         return tokenizer
+
+    @classmethod
+    def from_wordpiece(cls: type[_W], tokenizer: WordPieceTokenizer, **kwargs: Any) -> _W:
+        """The same vocabulary and settings as `tokenizer`, as this class: a model's own tokenizer (ChineseBERT's,
+        AMBERT's) made from a plain WordPiece one; `kwargs` are what the subclass needs besides."""
+        backend = tokenizers.Tokenizer.from_str(tokenizer.backend.to_str())
+        out = cls(
+            backend,
+            do_lower_case=tokenizer.do_lower_case,
+            strip_accents=tokenizer.strip_accents,
+            tokenize_chinese_chars=tokenizer.tokenize_chinese_chars,
+            model_max_length=tokenizer.model_max_length,
+            special_tokens={role: tokenizer._special_tokens[role] for role in cls.ROLES},
+            source=repr(tokenizer),
+            **kwargs,
+        )
+        out._add_extra_special(tokenizer._extra_special)
+        return out
+
+    @classmethod
+    def for_model_folder(cls: type[_W], tokenizer: WordPieceTokenizer, extras: str | os.PathLike) -> _W:
+        """`tokenizer` as this class, for a model whose tokenizer needs more than the vocabulary: the files
+        it reads besides (AMBERT's coarse vocabulary) are taken from the folder `extras` (a run folder).
+        A pretraining run calls this to save, beside the model it exports, the tokenizer that model reads."""
+        return cls.from_wordpiece(tokenizer)
 
     @staticmethod
     def _read_vocab(file: Path) -> dict[str, int]:

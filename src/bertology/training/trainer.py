@@ -397,7 +397,12 @@ class Trainer:
                        "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None},
                       handle, indent=2)
         if hasattr(self.raw, "save_pretrained") and not self.fsdp:
-            self.raw.save_pretrained(self.run_dir / "model")
+            self.raw.save_pretrained(self.model_dir)
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the trained model is exported at the end (nothing under FSDP: no process holds it whole)."""
+        return self.run_dir / "model"
 
     # ---------------------------------------------------------------------------------- checkpoints
     # What a checkpoint holds is decided here; which file each part goes to, in checkpoints.CheckpointStore.
