@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bertology.finetuning.corpora import write_task
+from bertology.datasets import write_task
 from bertology.runs.finetune import Finetuning, load_config
 from bertology.utils.table import format_table
 
@@ -46,11 +46,11 @@ def chinese_rows() -> list[tuple[str, list[str]]]:
 
 
 def regularizer_rows() -> list[tuple[str, list[str]]]:
-    return [("none", []), ("FGM (epsilon 1)", ["adversarial={name: fgm, epsilon: 1.0}"]),
-            ("PGD (3 steps)", ["adversarial={name: pgd, steps: 3}"]),
-            ("FreeLB (2 steps)", ["adversarial={name: freelb, adv_steps: 2}"]),
-            ("SMART (weight 1, epsilon 1e-3)", ["adversarial={name: smart, weight: 1.0, epsilon: 1e-3}"]),
-            ("Mixout 0.1", ["mixout=0.1"])]
+    return [("none", []), ("FGM (epsilon 1)", ["regularizers={fgm: {epsilon: 1.0}}"]),
+            ("PGD (3 steps)", ["regularizers={pgd: {steps: 3}}"]),
+            ("FreeLB (2 steps)", ["regularizers={freelb: {adv_steps: 2}}"]),
+            ("SMART (weight 1, epsilon 1e-3)", ["regularizers={smart: {weight: 1.0, epsilon: 1e-3}}"]),
+            ("Mixout 0.1", ["regularizers={mixout: {p: 0.1}}"])]
 
 
 def data_overrides(task: str, folder: Path, suffix: str) -> list[str]:

@@ -16,7 +16,6 @@ from bertology.finetuning.adversarial import (
     FreeLBCallback,
     PGDCallback,
     SMARTCallback,
-    build_adversarial,
     freelb_ascent,
     freelb_init,
     prediction_divergence,
@@ -24,6 +23,7 @@ from bertology.finetuning.adversarial import (
     symmetric_kl,
     word_embedding,
 )
+from bertology.finetuning.regularization import build_adversarial
 from bertology.training import TrainConfig
 from bertology.training.callbacks import Callback
 from bertology.training.protocol import StepOutput
@@ -423,7 +423,7 @@ def test_registry_builds_by_name_and_names_bad_options() -> None:
     assert isinstance(build_adversarial("smart", weight=1.0), SMARTCallback)
     with pytest.raises(ConfigError, match="unknown method 'vat'.*fgm"):
         build_adversarial("vat")
-    with pytest.raises(ConfigError, match="adversarial pgd: bad options.*'stepz'.*steps"):
+    with pytest.raises(ConfigError, match="adversarial pgd: unknown field 'stepz'; did you mean 'steps'"):
         build_adversarial("pgd", stepz=3)
     with pytest.raises(ConfigError, match="'steps'"):
         build_adversarial("pgd", steps=0)

@@ -1,4 +1,4 @@
-"""Fine-tuning task files from the real offline corpora: cleaning, splits, tags, labels, counts.
+"""Task data sets (bertology.datasets) from the real offline corpora: cleaning, splits, tags, labels, counts.
 
 Statistics are recomputed here from the raw files with simple independent code, never copied in.
 """
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bertology import datasets as C
+from bertology.assets import peoples_daily_path, wordnet_data_files
+from bertology.datasets.peoples_daily import _person_groups
 from bertology.errors import ConfigError
-from bertology.finetuning import corpora as C
 
 ENDS = "。！？"
 
@@ -179,11 +181,11 @@ def test_pku_entities_known_cases(tmp_path: Path) -> None:
 
 
 def test_person_runs() -> None:
-    assert C._person_groups(1, True) == [1]
-    assert C._person_groups(3, True) == [3]
-    assert C._person_groups(4, True) == [2, 2]
-    assert C._person_groups(5, True) == [2, 2, 1]
-    assert C._person_groups(6, False) == [6]
+    assert _person_groups(1, True) == [1]
+    assert _person_groups(3, True) == [3]
+    assert _person_groups(4, True) == [2, 2]
+    assert _person_groups(5, True) == [2, 2, 1]
+    assert _person_groups(6, False) == [6]
 
 
 def test_sentences_long_pieces_and_errors(tmp_path: Path) -> None:
@@ -210,7 +212,7 @@ def test_sentences_long_pieces_and_errors(tmp_path: Path) -> None:
 def test_peoples_daily_tags_against_raw_file(ner: C.Corpus) -> None:
     words: dict[str, set[str]] = {"nr": set(), "ns": set(), "nt": set()}
     names: set[str] = set()  # every run of up to three adjacent nr words
-    with open(C.peoples_daily_path(), encoding="utf-8") as handle:
+    with open(peoples_daily_path(), encoding="utf-8") as handle:
         for line in handle:
             tokens = [t.lstrip("[").split("]")[0].rsplit("/", 1) for t in line.split()]
             run: list[str] = []
@@ -245,7 +247,7 @@ def test_peoples_daily_tags_against_raw_file(ner: C.Corpus) -> None:
     assert stats["entities"] == {k: sum(t == f"B-{k}" for r in ner.records for t in r["tags"]) for k in found}
     assert stats["examples_in"] == stats["examples"] + stats["duplicates_dropped"] + stats["conflicts_dropped"]
     assert stats["examples"] == len(ner.records)
-    assert stats["paragraphs"] == len(C.peoples_daily_path().read_text(encoding="utf-8").splitlines())
+    assert stats["paragraphs"] == len(peoples_daily_path().read_text(encoding="utf-8").splitlines())
 
 
 def test_peoples_daily_files_split_by_document(ner: C.Corpus, tmp_path: Path) -> None:
@@ -288,7 +290,7 @@ def test_wordnet_records_against_raw_files(wordnet: C.Corpus) -> None:
     per_file: Counter = Counter()
     lex_counts: Counter = Counter()
     lines: dict[str, str] = {}
-    for path in C.wordnet_data_files():
+    for path in wordnet_data_files():
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.startswith("  "):
                 per_file[path.name] += 1
@@ -327,7 +329,7 @@ def test_wordnet_line_parsing(tmp_path: Path) -> None:
 
 
 def test_wordnet_prepend_lemma() -> None:
-    adverbs = next(p for p in C.wordnet_data_files() if p.name == "data.adv")
+    adverbs = next(p for p in wordnet_data_files() if p.name == "data.adv")
     plain = C.wordnet_lexnames([adverbs])
     named = C.wordnet_lexnames([adverbs], prepend_lemma=True)
     assert {r["label"] for r in named.records} == {"adv.all"}

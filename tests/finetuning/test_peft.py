@@ -358,7 +358,7 @@ def test_config_validation_names_the_field():
                        (dict(targets=["("]), "targets")):
         with pytest.raises(ConfigError, match=f"'{field}'"):
             PeftConfig(**bad)
-    with pytest.raises(ConfigError, match="unknown peft field"):
+    with pytest.raises(ConfigError, match="unknown field .rnak.; did you mean .rank."):
         PeftConfig.from_dict({"rnak": 4})
     config = PeftConfig.from_dict({"kind": "adapter", "targets": ["ffn.down"]})
     assert PeftConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config

@@ -88,7 +88,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_task_data(args: argparse.Namespace) -> int:
-    from ..finetuning.corpora import write_task
+    from ..datasets import write_task
     from ..utils.table import print_table
 
     limit = {s: getattr(args, s) for s in ("train", "dev", "test") if getattr(args, s) is not None} or None

@@ -10,22 +10,27 @@ acts as a strong regularizer:
 - **SMART** (Jiang et al. 2020) adds a smoothness loss: the symmetric KL divergence between the
   predictions on clean and on adversarially perturbed embeddings (MSE for regression).
 
-Each is chosen by name (``adversarial: {name: pgd, steps: 3}`` in a fine-tuning config). The word
-embedding is found as the model's ``...embeddings.word`` module, which every bertology family has.
+Each is a regularizer chosen by name (``regularizers: {pgd: {steps: 3}}`` in a fine-tuning config, see
+``finetuning.regularization``); its options are the typed dataclasses here. The word embedding is found as
+the model's ``...embeddings.word`` module, which every bertology family has.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
 from ..training.callbacks import Callback
+from .divergence import symmetric_bernoulli_kl, symmetric_kl
+from .model import HeadOptions
 from .regularizers import FGM, PGD
+from .tasks import task_kind
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +38,79 @@ if TYPE_CHECKING:
     from ..training.protocol import StepOutput
     from ..training.trainer import Trainer
 
-__all__ = ["ADVERSARIAL", "FGMCallback", "FreeLBCallback", "PGDCallback", "SMARTCallback", "build_adversarial",
-           "freelb_ascent", "freelb_init", "prediction_divergence", "smart_ascent", "symmetric_bernoulli_kl",
-           "symmetric_kl", "word_embedding"]
+__all__ = ["FGMCallback", "FGMOptions", "FreeLBCallback", "FreeLBOptions", "PGDCallback", "PGDOptions",
+           "SMARTCallback", "SMARTOptions", "freelb_ascent", "freelb_init", "prediction_divergence", "smart_ascent",
+           "symmetric_bernoulli_kl", "symmetric_kl", "word_embedding"]
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class FGMOptions:
+    """FGM: one step of L2 size `epsilon` on the word-embedding weights."""
+
+    epsilon: float = 1.0
+
+    def validate(self, where: str = "") -> None:
+        if not self.epsilon > 0:
+            raise ConfigError(f"{where}field 'epsilon' must be positive, got {self.epsilon}")
+
+
+@dataclass
+class PGDOptions:
+    """PGD: `steps` ascent steps of size `alpha` within an L2 ball of radius `epsilon`."""
+
+    epsilon: float = 1.0
+    alpha: float = 0.3
+    steps: int = 3
+
+    def validate(self, where: str = "") -> None:
+        if not (self.epsilon > 0 and self.alpha > 0):
+            raise ConfigError(f"{where}fields 'epsilon' and 'alpha' must be positive, got {self.epsilon} and "
+                              f"{self.alpha}")
+        if not (_integer(self.steps) and self.steps >= 1):
+            raise ConfigError(f"{where}field 'steps' must be an integer >= 1, got {self.steps!r}")
+
+
+@dataclass
+class FreeLBOptions:
+    """FreeLB: `adv_steps` passes on embeddings + delta, delta ascending with step `adv_lr`."""
+
+    adv_steps: int = 2
+    adv_lr: float = 0.1
+    #: size of the random initial delta (0: start at zero)
+    init_mag: float = 0.0
+    #: bound on each example's delta (0: none)
+    max_norm: float = 0.0
+    seed: int = 0
+
+    def validate(self, where: str = "") -> None:
+        if not (_integer(self.adv_steps) and self.adv_steps >= 1):
+            raise ConfigError(f"{where}field 'adv_steps' must be an integer >= 1, got {self.adv_steps!r}")
+        if not self.adv_lr > 0 or self.init_mag < 0 or self.max_norm < 0:
+            raise ConfigError(f"{where}need adv_lr > 0, init_mag >= 0 and max_norm >= 0; got {self.adv_lr}, "
+                              f"{self.init_mag}, {self.max_norm}")
+
+
+@dataclass
+class SMARTOptions:
+    """SMART: `weight` times the divergence of predictions under noise that `steps` ascent steps made worse."""
+
+    weight: float = 1.0
+    epsilon: float = 1e-5
+    step_size: float = 1e-3
+    noise_std: float = 1e-5
+    steps: int = 1
+    seed: int = 0
+
+    def validate(self, where: str = "") -> None:
+        if not (_integer(self.steps) and self.steps >= 0):
+            raise ConfigError(f"{where}field 'steps' must be an integer >= 0, got {self.steps!r}")
+        if self.weight < 0 or not (self.epsilon > 0 and self.step_size > 0) or self.noise_std < 0:
+            raise ConfigError(f"{where}need weight >= 0, epsilon > 0, step_size > 0, noise_std >= 0; got "
+                              f"{self.weight}, {self.epsilon}, {self.step_size}, {self.noise_std}")
 
 
 def word_embedding(model: nn.Module) -> nn.Embedding:
@@ -111,8 +186,7 @@ class FGMCallback(_WeightAttack):
 
     def __init__(self, epsilon: float = 1.0) -> None:
         super().__init__()
-        if not epsilon > 0:
-            raise ConfigError(f"fgm: 'epsilon' must be positive, got {epsilon}")
+        FGMOptions(epsilon).validate("fgm: ")
         self.epsilon = float(epsilon)
 
     def after_backward(self, trainer: Trainer, batch: Any, out: StepOutput) -> None:
@@ -138,10 +212,7 @@ class PGDCallback(_WeightAttack):
 
     def __init__(self, epsilon: float = 1.0, alpha: float = 0.3, steps: int = 3) -> None:
         super().__init__()
-        if not (epsilon > 0 and alpha > 0):
-            raise ConfigError(f"pgd: 'epsilon' and 'alpha' must be positive, got {epsilon} and {alpha}")
-        if not (isinstance(steps, int) and steps >= 1):
-            raise ConfigError(f"pgd: 'steps' must be an integer >= 1, got {steps!r}")
+        PGDOptions(epsilon, alpha, steps).validate("pgd: ")
         self.epsilon, self.alpha, self.steps = float(epsilon), float(alpha), steps
 
     def after_backward(self, trainer: Trainer, batch: Any, out: StepOutput) -> None:
@@ -266,11 +337,7 @@ class FreeLBCallback(_OutputPerturbation):
     def __init__(self, adv_steps: int = 2, adv_lr: float = 0.1, init_mag: float = 0.0, max_norm: float = 0.0,
                  seed: int = 0) -> None:
         super().__init__()
-        if not (isinstance(adv_steps, int) and adv_steps >= 1):
-            raise ConfigError(f"freelb: 'adv_steps' must be an integer >= 1, got {adv_steps!r}")
-        if not adv_lr > 0 or init_mag < 0 or max_norm < 0:
-            raise ConfigError(f"freelb: need adv_lr > 0, init_mag >= 0 and max_norm >= 0; got {adv_lr}, {init_mag}, "
-                              f"{max_norm}")
+        FreeLBOptions(adv_steps, adv_lr, init_mag, max_norm, seed).validate("freelb: ")
         self.adv_steps, self.adv_lr, self.init_mag, self.max_norm = adv_steps, float(adv_lr), float(init_mag), \
             float(max_norm)
         self.generator = torch.Generator().manual_seed(seed)
@@ -320,60 +387,12 @@ class FreeLBCallback(_OutputPerturbation):
                     p.grad.sub_(before).mul_(factor).add_(before)
 
 
-def symmetric_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """``KL(p || q) + KL(q || p)`` of the softmax distributions over the last dimension, averaged over rows.
-
-    Each direction treats its target as a constant (as SMART's reference code does), so the gradient
-    of each term reaches only the logits in its ``log_softmax``.
-    """
-    p_logits, q_logits = p_logits.float(), q_logits.float()
-    p_logits = p_logits.reshape(-1, p_logits.shape[-1])
-    q_logits = q_logits.reshape(-1, q_logits.shape[-1])
-
-    def kl(target: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        return F.kl_div(F.log_softmax(inputs, -1), F.log_softmax(target.detach(), -1), reduction="batchmean",
-                        log_target=True)
-
-    return kl(p_logits, q_logits) + kl(q_logits, p_logits)
-
-
-def symmetric_bernoulli_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """Multi-label: the symmetric KL of independent Bernoulli labels, summed over labels, averaged over rows."""
-    p_logits, q_logits = p_logits.float(), q_logits.float()
-
-    def kl(target: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        t = torch.sigmoid(target.detach())
-        log_t, log_not_t = F.logsigmoid(target.detach()), F.logsigmoid(-target.detach())
-        return (t * (log_t - F.logsigmoid(inputs)) + (1 - t) * (log_not_t - F.logsigmoid(-inputs))).sum(-1).mean()
-
-    return kl(p_logits, q_logits) + kl(q_logits, p_logits)
-
-
 def prediction_divergence(kind: str, clean: torch.Tensor, perturbed: torch.Tensor, mask: torch.Tensor | None = None,
                           multi_label: bool = False) -> torch.Tensor:
-    """How far the perturbed predictions moved from the clean ones, in the natural divergence of each head.
-
-    classification and multiple choice: symmetric KL of the class (choice) distributions; multi-label:
-    symmetric Bernoulli KL; regression: MSE; tagging: symmetric KL per real token (``mask`` 1); QA: the
-    start and the end distributions over the real positions of each window, each a symmetric KL.
-    """
-    if kind == "regression":
-        return F.mse_loss(perturbed.float(), clean.float())
-    if multi_label:
-        return symmetric_bernoulli_kl(perturbed, clean)
-    if kind == "tagging":
-        keep = mask.bool() if mask is not None else torch.ones(clean.shape[:2], dtype=torch.bool, device=clean.device)
-        return symmetric_kl(perturbed[keep], clean[keep])
-    if kind == "qa":
-        # (batch, seq, 2) -> (batch * 2, seq): a distribution over positions for the start and for the end
-        def positions(logits: torch.Tensor) -> torch.Tensor:
-            logits = logits.float().transpose(1, 2)
-            if mask is not None:
-                logits = logits.masked_fill(~mask.bool().unsqueeze(1), -1e4)
-            return logits.reshape(-1, logits.shape[-1])
-
-        return symmetric_kl(positions(perturbed), positions(clean))
-    return symmetric_kl(perturbed, clean)
+    """How far the perturbed predictions moved from the clean ones, in the divergence of the task kind's
+    head (see ``TaskKind.divergence``: symmetric KL of class distributions, Bernoulli KL for multi-label,
+    MSE for regression, per real token for tagging, over positions for QA)."""
+    return task_kind(kind).divergence(HeadOptions(multi_label=multi_label), clean, perturbed, mask)
 
 
 def smart_ascent(noise: torch.Tensor, grad: torch.Tensor, step_size: float, epsilon: float) -> torch.Tensor:
@@ -395,11 +414,7 @@ class SMARTCallback(_OutputPerturbation):
     def __init__(self, weight: float = 1.0, epsilon: float = 1e-5, step_size: float = 1e-3, noise_std: float = 1e-5,
                  steps: int = 1, seed: int = 0) -> None:
         super().__init__()
-        if not (isinstance(steps, int) and steps >= 0):
-            raise ConfigError(f"smart: 'steps' must be an integer >= 0, got {steps!r}")
-        if weight < 0 or not (epsilon > 0 and step_size > 0) or noise_std < 0:
-            raise ConfigError(f"smart: need weight >= 0, epsilon > 0, step_size > 0, noise_std >= 0; got {weight}, "
-                              f"{epsilon}, {step_size}, {noise_std}")
+        SMARTOptions(weight, epsilon, step_size, noise_std, steps, seed).validate("smart: ")
         self.weight, self.epsilon, self.step_size = float(weight), float(epsilon), float(step_size)
         self.noise_std, self.steps = float(noise_std), steps
         self.generator = torch.Generator().manual_seed(seed)
@@ -422,11 +437,7 @@ class SMARTCallback(_OutputPerturbation):
         if self.ids is None:
             raise ConfigError("smart perturbs the word-embedding output, but this forward did not run the "
                               "embedding (a frozen encoder's cached features?); use method full, adapter or lora")
-        kind, multi_label = _head_kind(trainer.raw, batch, clean)
-        mask = batch.get("attention_mask") if isinstance(batch, dict) else None
-
-        def divergence(perturbed: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-            return prediction_divergence(kind, reference, perturbed, mask, multi_label)
+        divergence = _divergence(trainer.raw, batch, clean)
 
         shape = (*self.ids.shape, self.embedding.embedding_dim)
         noise = (torch.randn(shape, generator=self.generator) * self.noise_std).clamp(-self.epsilon, self.epsilon)
@@ -449,34 +460,18 @@ class SMARTCallback(_OutputPerturbation):
         return {"smart": self.weight * divergence(perturbed, clean)}
 
 
-def _head_kind(model: nn.Module, batch: Any, logits: torch.Tensor) -> tuple[str, bool]:
-    """The task kind of this batch's head (TaskModel knows it); other models: by the logits' shape."""
+def _divergence(model: nn.Module, batch: Any, logits: torch.Tensor
+                ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """divergence(perturbed, reference) of this batch's head: its task kind's (TaskModel knows it); other
+    models: by the logits' shape (one output: regression)."""
     model = getattr(model, "module", model)
     heads = getattr(model, "head_configs", None)
+    head = None
     if heads:
         task = batch.get("task") if isinstance(batch, dict) else None
-        config = heads[task or next(iter(heads))]
-        return config.kind, bool(getattr(config, "multi_label", False))
-    return ("regression" if logits.shape[-1] == 1 else "classification"), False
-
-
-ADVERSARIAL: dict[str, type[Callback]] = {
-    "fgm": FGMCallback,
-    "pgd": PGDCallback,
-    "freelb": FreeLBCallback,
-    "smart": SMARTCallback,
-}
-
-
-def build_adversarial(name: str, **options: Any) -> Callback:
-    """The adversarial callback registered as `name`, with its options (errors name the bad option)."""
-    if name not in ADVERSARIAL:
-        raise ConfigError(f"adversarial: unknown method {name!r}; choose one of {sorted(ADVERSARIAL)}")
-    kind = ADVERSARIAL[name]
-    try:
-        return kind(**options)
-    except TypeError as error:
-        import inspect
-
-        known = [p for p in inspect.signature(kind.__init__).parameters if p != "self"]
-        raise ConfigError(f"adversarial {name}: bad options {sorted(options)} ({error}); it takes {known}") from None
+        head = heads[task or next(iter(heads))]
+        kind = task_kind(head.kind)
+    else:
+        kind = task_kind("regression" if logits.shape[-1] == 1 else "classification")
+    mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+    return lambda perturbed, reference: kind.divergence(head, reference, perturbed, mask)

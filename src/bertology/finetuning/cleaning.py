@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from .data import Example
+from ..datasets.splits import deduplicate_by, seeded_split
+from ..errors import DataError
+from .examples import Example
 
 logger = logging.getLogger(__name__)
 
@@ -59,31 +58,15 @@ def clean(examples: Sequence[Example]) -> tuple[list[Example], CleanReport]:
 
     Duplicates inflate some examples' weight and, worse, can land in both train and test after a split;
     a text with two labels cannot be learned and whichever copy reaches the test set is a coin flip, so
-    none is kept.  Run it before :func:`split`.
+    none is kept.  Run it before :func:`split`. The same deduplication builds the real task data sets
+    (`bertology.datasets`).
     """
-    labels_by_text: dict[Any, set[Any]] = {}
-    first_source: dict[Any, str] = {}
-    for example in examples:
-        key = _text_key(example)
-        labels_by_text.setdefault(key, set()).add(_label_key(example))
-        first_source.setdefault(key, example.source)
-    conflicting = {key for key, labels in labels_by_text.items() if len(labels) > 1}
-    report = CleanReport(total=len(examples), conflicting_texts=len(conflicting))
-    report.conflicts = [first_source[k] for k in first_source if k in conflicting][:20]
-    seen: set[Any] = set()
-    kept: list[Example] = []
-    for example in examples:
-        key = _text_key(example)
-        if key in conflicting:
-            report.conflicting_examples += 1
-            continue
-        if key in seen:
-            report.duplicates += 1
-            continue
-        seen.add(key)
-        kept.append(example)
-    report.kept = len(kept)
-    return kept, report
+    result = deduplicate_by(examples, text=_text_key, label=_label_key)
+    report = CleanReport(total=result.total, kept=len(result.kept), duplicates=result.duplicates,
+                         conflicting_texts=len(result.conflicting), conflicting_examples=result.conflicts_dropped)
+    firsts = {_text_key(e): e.source for e in result.firsts}
+    report.conflicts = [firsts[key] for key in result.conflicting[:20]]
+    return result.kept, report
 
 
 def shared_texts(train: Sequence[Example], other: Sequence[Example]) -> list[str]:
@@ -95,14 +78,10 @@ def shared_texts(train: Sequence[Example], other: Sequence[Example]) -> list[str
     return [e.source for e in other if _text_key(e) in seen]
 
 
-def _sizes(n: int, fractions: Sequence[float]) -> list[int]:
-    """Split n into parts by largest remainder, so the sizes always add up to n."""
-    raw = [f * n for f in fractions]
-    sizes = [math.floor(r) for r in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - sizes[i]), i))
-    for i in order[: n - sum(sizes)]:
-        sizes[i] += 1
-    return sizes
+def _stratum(example: Example) -> Any:
+    if isinstance(example.label, list) or example.label is None:
+        raise DataError(f"{example.source}: stratified splitting needs one label per example, got {example.label!r}")
+    return example.label
 
 
 def split(
@@ -111,34 +90,15 @@ def split(
     seed: int = 0,
     stratify: bool = False,
 ) -> list[list[Example]]:
-    """Shuffle with `seed` and cut into parts of the given fractions (which must sum to 1).
+    """Cut `examples` into parts of the given fractions (which must sum to 1), deterministic in `seed`.
 
-    The same examples, fractions and seed always give the same parts; within a part the file order is
-    kept.  ``stratify=True`` splits each label separately, so a rare class reaches every part in
-    proportion (classification and multiple choice labels; not tags).
+    The same examples, fractions and seed always give the same parts, whatever the file order; within a
+    part the file order is kept.  ``stratify=True`` keeps each label's share in every part, so a rare
+    class reaches every part in proportion (classification and multiple choice labels; not tags). This
+    is the split of the real task data sets (`bertology.datasets`).
     """
-    fractions = [float(f) for f in fractions]
-    if not fractions or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions must be non-negative and sum to 1, got {fractions}")
-    rng = random.Random(seed)
-    if stratify:
-        groups: dict[Any, list[int]] = {}
-        for i, example in enumerate(examples):
-            if isinstance(example.label, list) or example.label is None:
-                raise DataError(f"{example.source}: stratified splitting needs one label per example, "
-                                f"got {example.label!r}")
-            groups.setdefault(example.label, []).append(i)
-        pools = [groups[key] for key in sorted(groups, key=repr)]
-    else:
-        pools = [list(range(len(examples)))]
-    parts: list[list[int]] = [[] for _ in fractions]
-    for pool in pools:
-        rng.shuffle(pool)
-        start = 0
-        for part, size in zip(parts, _sizes(len(pool), fractions), strict=True):
-            part.extend(pool[start : start + size])
-            start += size
-    return [[examples[i] for i in sorted(part)] for part in parts]
+    return seeded_split(examples, fractions, seed, key=lambda e: repr(_text_key(e)),
+                        label=_stratum if stratify else None, within="original")
 
 
 __all__ = ["CleanReport", "clean", "shared_texts", "split"]

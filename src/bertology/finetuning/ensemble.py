@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +29,33 @@ from torch import nn
 from ..errors import BertologyError, CheckpointError, ConfigError
 from ..training.callbacks import Callback
 from ..training.protocol import StepOutput
+from ..utils.typed import check_choice
 
 if TYPE_CHECKING:
     from ..training.trainer import Trainer
 
-__all__ = ["MODES", "ParameterAverage", "SelfDistillation", "apply_average", "average_checkpoints"]
+__all__ = ["MODES", "AverageOptions", "ParameterAverage", "SelfDistillation", "apply_average", "average_checkpoints"]
 
 MODES = ("mean", "ema")
+
+
+@dataclass
+class AverageOptions:
+    """How the parameters are averaged: a snapshot every `every` steps, the mean of the last `last` (mode
+    "mean") or an exponential moving average with `ema_decay` (mode "ema")."""
+
+    every: int = 1
+    last: int = 5
+    mode: str = "mean"
+    ema_decay: float = 0.99
+
+    def validate(self, where: str = "") -> None:
+        for name, value in (("every", self.every), ("last", self.last)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{where}field '{name}' must be a positive integer, got {value!r}")
+        check_choice(where, "mode", self.mode, MODES)
+        if not 0 < self.ema_decay < 1:
+            raise ConfigError(f"{where}field 'ema_decay' must lie in (0, 1), got {self.ema_decay}")
 
 
 def _mean(snapshots: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -60,13 +81,7 @@ class ParameterAverage(Callback):
     """
 
     def __init__(self, every: int = 1, last: int = 5, mode: str = "mean", ema_decay: float = 0.99) -> None:
-        for name, value in (("every", every), ("last", last)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ParameterAverage: '{name}' must be a positive integer, got {value!r}")
-        if mode not in MODES:
-            raise ConfigError(f"ParameterAverage: 'mode' must be one of {list(MODES)}, got {mode!r}")
-        if not 0 < ema_decay < 1:
-            raise ConfigError(f"ParameterAverage: 'ema_decay' must lie in (0, 1), got {ema_decay}")
+        AverageOptions(every, last, mode, ema_decay).validate("ParameterAverage: ")
         self.every, self.last, self.mode, self.ema_decay = every, last, mode, ema_decay
         self.params: dict[str, nn.Parameter] = {}
         #: mode "mean": the kept snapshots, oldest first; mode "ema": one entry, the running average

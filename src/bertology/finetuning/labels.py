@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..utils.io import atomic_write
-from .data import Example, numbered_lines, read_text
+from .examples import Example, numbered_lines, read_text
 
 logger = logging.getLogger(__name__)
 

@@ -2,12 +2,16 @@
 
 A head reads the encoder's hidden states through a layer strategy (`LayerSelector`: embeddings, top, a
 chosen layer, a learned scalar mix, the last four concatenated) and, for sentence-level tasks, a pooling
-([CLS], mean, max, or the pretrained pooler). Sentence-level heads pool every layer first and then
-select or mix the pooled vectors; for [CLS] and mean pooling this equals mixing first (both are linear),
-and it lets a frozen encoder's features be cached as one small (layers, width) matrix per example.
+([CLS], mean or max from `models.pooling`, or the pretrained pooler). Sentence-level heads pool every layer
+first and then select or mix the pooled vectors; for [CLS] and mean pooling this equals mixing first (both
+are linear), and it lets a frozen encoder's features be cached as one small (layers, width) matrix per
+example. What the head predicts -- its width, its loss, how grouped inputs (multiple choice) become
+encoder rows -- is its task kind's (``finetuning.tasks``).
 
 The forward returns a `StepOutput` (named loss per task, accuracy, logits), so the one `Trainer` loop
-trains it, whether the encoder is tuned, frozen, or carries adapters.
+trains it, whether the encoder is tuned, frozen, or carries adapters. Every batch tensor that is neither a
+target nor `cached` goes to the encoder, so a family with inputs of its own (pinyin ids, a second
+granularity) needs nothing here: its tokenizer puts them in the features, the collator pads them.
 """
 
 from __future__ import annotations
@@ -19,50 +23,68 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..models.pooling import pool_each
 from ..training.protocol import StepOutput
 from ..utils.io import atomic_path, atomic_write
-from ..utils.typed import check_fields
+from ..utils.typed import check_choice, check_fields
 from .layers import STRATEGIES, LayerSelector
+from .tasks import TaskKind, task_kind
 
-KINDS = ("classification", "regression", "tagging", "qa", "multiple_choice")
 POOLINGS = ("auto", "cls", "mean", "max", "pooler")
-SENTENCE_KINDS = ("classification", "regression", "multiple_choice")
+
+__all__ = ["POOLINGS", "HeadConfig", "HeadOptions", "TaskHead", "TaskModel", "task_loss"]
 
 
 @dataclass
-class HeadConfig:
-    """What a task predicts and which encoder outputs it reads."""
+class HeadOptions:
+    """A task's `head:` section: which encoder outputs the head reads (its labels come from the data)."""
 
-    kind: str = "classification"
-    #: label names (classification, tagging); empty for regression, qa and multiple choice
-    labels: list[str] = field(default_factory=list)
     #: multi-label classification: independent sigmoid per label
     multi_label: bool = False
     layers: str = "top"
+    #: the layer of `layers: layer` (0 = embeddings, negative from the top)
     layer: int | None = None
     #: "auto" is the pretrained pooler when it exists and the head reads the top layer, else [CLS]
     pooling: str = "auto"
     dropout: float = 0.1
 
-    def __post_init__(self) -> None:
-        check_fields(self)
-        for name, value, allowed in (("kind", self.kind, KINDS), ("layers", self.layers, tuple(STRATEGIES)),
-                                     ("pooling", self.pooling, POOLINGS)):
-            if value not in allowed:
-                raise ConfigError(f"head field '{name}' must be one of {list(allowed)}, got {value!r}")
-        if self.kind in ("classification", "tagging") and len(self.labels) < 2 and not self.multi_label:
-            raise ConfigError(f"a {self.kind} head needs at least two labels, got {self.labels}")
+    def validate(self, where: str = "") -> None:
+        check_fields(self, where)
+        check_choice(where, "layers", self.layers, STRATEGIES)
+        check_choice(where, "pooling", self.pooling, POOLINGS)
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"head field 'dropout' must lie in [0, 1), got {self.dropout}")
+            raise ConfigError(f"{where}field 'dropout' must lie in [0, 1), got {self.dropout}")
+        if (self.layers == "layer") != (self.layer is not None):
+            raise ConfigError(f"{where}field 'layer' goes with layers: layer (and only with it); got layers "
+                              f"{self.layers!r} and layer {self.layer!r}")
+        if self.pooling == "pooler" and self.layers == "concat_last_four":
+            raise ConfigError(f"{where}pooling 'pooler' needs a layer strategy of width H, not 'concat_last_four'")
+
+
+@dataclass
+class HeadConfig(HeadOptions):
+    """What a task predicts (its kind and label names) and which encoder outputs it reads."""
+
+    kind: str = "classification"
+    #: label names (classification, tagging); empty for regression, qa and multiple choice
+    labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, where: str = "") -> None:
+        super().validate(where)
+        kind = task_kind(self.kind, where=where)
+        kind.check_head(self, where)
+        kind.check_labels(self)
 
     @property
     def outputs(self) -> int:
-        return {"regression": 1, "qa": 2, "multiple_choice": 1}.get(self.kind, len(self.labels))
+        return task_kind(self.kind).outputs(self)
 
 
 class TaskHead(nn.Module):
@@ -71,6 +93,7 @@ class TaskHead(nn.Module):
     def __init__(self, config: HeadConfig, num_layers: int, hidden_size: int, pooler: nn.Module | None) -> None:
         super().__init__()
         self.config = config
+        self.kind: TaskKind = task_kind(config.kind)
         self.selector = LayerSelector(config.layers, num_layers, config.layer)
         pooling = config.pooling
         if pooling == "auto":
@@ -82,25 +105,18 @@ class TaskHead(nn.Module):
         # the encoder's pooler is shared, not copied: tuning it tunes the encoder's pooler
         self._pooler = [pooler] if pooling == "pooler" else []
         self.dropout = nn.Dropout(config.dropout)
-        self.linear = nn.Linear(self.selector.output_size(hidden_size), config.outputs)
+        self.linear = nn.Linear(self.selector.output_size(hidden_size), self.kind.outputs(config))
 
     @property
     def sentence_level(self) -> bool:
-        return self.config.kind in SENTENCE_KINDS
+        return self.kind.sentence_level
 
     def pool_layers(self, hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor) -> list[torch.Tensor]:
         """One (batch, width) vector per layer: the cacheable features of a sentence-level task."""
         if self.pooling == "pooler":
             # the pooler reads [CLS] of the selected layer; only that layer is needed
             return [self._pooler[0](self.selector(hidden_states, mask))]
-        if self.pooling == "cls":
-            return [h[:, 0] for h in hidden_states]
-        weights = mask.unsqueeze(-1).to(hidden_states[0].dtype)
-        if self.pooling == "mean":
-            count = weights.sum(1).clamp(min=1.0)
-            return [(h * weights).sum(1) / count for h in hidden_states]
-        very_negative = torch.finfo(hidden_states[0].dtype).min
-        return [h.masked_fill(weights == 0, very_negative).amax(1) for h in hidden_states]
+        return pool_each(hidden_states, mask, self.pooling)
 
     def features(self, pooled: list[torch.Tensor] | torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The vector (or per-token vectors) the linear layer reads."""
@@ -114,39 +130,27 @@ class TaskHead(nn.Module):
             return self.linear(self.dropout(self.features(pooled)))
         return self.linear(self.dropout(self.selector(hidden_states, mask)))
 
-
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    keep = labels != -100
-    return (logits.argmax(-1)[keep] == labels[keep]).float().mean() if keep.any() else logits.new_zeros(())
+    def from_cache(self, cached: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Logits from (rows, layers, width) pooled features or (rows, layers, seq, width) token features."""
+        layers = list(cached.float().unbind(1))
+        if self.sentence_level:
+            features = layers[0] if self.pooling == "pooler" else self.selector(tuple(layers), None)
+        else:
+            features = self.selector(tuple(layers), mask)
+        return self.linear(self.dropout(features))
 
 
 def task_loss(config: HeadConfig, logits: torch.Tensor, batch: dict[str, torch.Tensor]
               ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
-    """The standard loss of each task kind, and accuracy where it means something."""
-    logits = logits.float()
-    if config.kind == "qa":
-        if "start_positions" not in batch:
-            return None, {}
-        start, end = logits.unbind(-1)
-        loss = (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
-        return loss, {}
-    labels = batch.get("labels")
-    if labels is None:
-        return None, {}
-    if config.kind == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels.float()), {}
-    if config.multi_label:
-        loss = F.binary_cross_entropy_with_logits(logits, labels.float())
-        return loss, {"accuracy": ((logits > 0) == (labels > 0.5)).float().mean()}
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-    return loss, {"accuracy": _accuracy(logits.detach(), labels)}
+    """The standard loss of the head's task kind, and accuracy where it means something."""
+    return task_kind(config.kind).loss(config, logits, batch)
 
 
 class TaskModel(nn.Module):
     """An encoder (any bertology family) with named task heads; a batch names its task with `task`.
 
-    With `cached` features (a frozen encoder's per-layer outputs, see `features.py`) the encoder is
-    skipped, so epochs after the first cost only the head.
+    With `cached` features (a frozen encoder's per-layer outputs, see `predict.cache_features`) the encoder
+    is skipped, so epochs after the first cost only the head.
     """
 
     def __init__(self, encoder: nn.Module, heads: dict[str, HeadConfig]) -> None:
@@ -162,7 +166,7 @@ class TaskModel(nn.Module):
         self.head_configs = dict(heads)
         self.base_path: str | None = None  # where the encoder came from, for adapter-only saves
         self.save_encoder = True
-        #: per task, how its data was read and encoded (columns, max_length, ...), kept for predict/evaluate
+        #: per task, how its data was read and encoded (columns, max_length, kind options), for predict/evaluate
         self.task_options: dict[str, dict[str, Any]] = {}
 
     @property
@@ -170,7 +174,7 @@ class TaskModel(nn.Module):
         return next(iter(self.heads))
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-               token_type_ids: torch.Tensor | None, **token_inputs: Any) -> tuple[torch.Tensor, ...]:
+               token_type_ids: torch.Tensor | None = None, **token_inputs: Any) -> tuple[torch.Tensor, ...]:
         """All hidden states, embeddings first (kept for the backward pass anyway, so asking costs little)."""
         out = self.encoder(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                            output_hidden_states=True, **token_inputs)
@@ -183,35 +187,20 @@ class TaskModel(nn.Module):
         if task not in self.heads:
             raise KeyError(f"unknown task {task!r}; this model has heads {list(self.heads)}")
         head = self.heads[task]
-        targets = {k: batch.pop(k) for k in ("labels", "start_positions", "end_positions") if k in batch}
-        choices = None
-        if head.config.kind == "multiple_choice" and input_ids is not None and input_ids.dim() == 3:
-            choices = input_ids.shape[1]
-            flat = lambda t: None if t is None else t.reshape(-1, t.shape[-1])  # noqa: E731
-            input_ids, attention_mask, token_type_ids = flat(input_ids), flat(attention_mask), flat(token_type_ids)
+        targets = {k: batch.pop(k) for k in head.kind.target_keys if k in batch}
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, **batch}
+        inputs, cached, groups = head.kind.group(inputs, cached)
         if cached is not None:
-            logits = self._head_on_cache(head, cached, attention_mask)
+            logits = head.from_cache(cached, inputs["attention_mask"])
         else:
-            if attention_mask is None:
-                attention_mask = torch.ones_like(input_ids)
-            hidden = self.encode(input_ids, attention_mask, token_type_ids, **batch)
-            logits = head(hidden, attention_mask)
-        if head.config.kind == "multiple_choice":
-            logits = logits.view(-1, choices or cached.shape[1])
-        loss, metrics = task_loss(head.config, logits, targets)
+            if inputs["attention_mask"] is None:
+                inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+            hidden = self.encode(**inputs)
+            logits = head(hidden, inputs["attention_mask"])
+        logits = head.kind.ungroup(logits, groups)
+        loss, metrics = head.kind.loss(head.config, logits, targets)
         losses = {} if loss is None else {task if len(self.heads) > 1 else "loss": loss}
         return StepOutput(losses, metrics, {"logits": logits})
-
-    def _head_on_cache(self, head: TaskHead, cached: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """`cached`: (batch, layers, width) pooled features, or (batch, layers, seq, width) token features."""
-        if head.config.kind == "multiple_choice":
-            cached = cached.flatten(0, 1)
-        layers = list(cached.float().unbind(1))
-        if head.sentence_level:
-            features = layers[0] if head.pooling == "pooler" else head.selector(tuple(layers), None)
-        else:
-            features = head.selector(tuple(layers), mask)
-        return head.linear(head.dropout(features))
 
     # ------------------------------------------------------------------------------------ saving
     def save_pretrained(self, folder: str | os.PathLike) -> Path:

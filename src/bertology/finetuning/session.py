@@ -12,12 +12,14 @@ from typing import Any
 from ..errors import ConfigError, DataError
 from ..tokenization import load_tokenizer
 from ..utils.io import atomic_write
-from .data import Columns, read_examples
-from .features import Collator, encode
+from .data import read_examples
+from .features import Collator, collator_for, encode
 from .labels import LabelSet
 from .model import TaskModel
 from .predict import evaluate_task, task_predictions
 from .taskdata import TaskConfig, TaskData
+
+__all__ = ["Session", "load_for_inference"]
 
 
 @dataclass
@@ -30,14 +32,14 @@ class Session:
 
     @property
     def collate(self) -> Collator:
-        return Collator(self.tokenizer.pad_token_id, self.config.kind)
+        return collator_for(self.tokenizer, self.config.task_kind, getattr(self.model.encoder, "token_inputs", ()))
 
     def read(self, path: str | os.PathLike, split: str, on_error: str = "raise",
              require_labels: bool = True) -> TaskData:
         """Read and encode a file; with labels, an unknown label is an error naming file and line (or a
         counted skip with on_error="skip")."""
-        result = read_examples(path, self.config.kind, Columns.from_dict(self.config.columns), on_error=on_error,
-                               require_labels=require_labels)
+        kind = self.config.task_kind
+        result = read_examples(path, kind, self.config.columns, on_error=on_error, require_labels=require_labels)
         examples = result.examples
         skipped = len(result.skipped)
         labels = self.labels if require_labels else None
@@ -48,8 +50,7 @@ class Session:
             examples = keep
         if not examples:
             raise DataError(f"{path}: no usable rows ({skipped} skipped as bad)")
-        features = encode(examples, self.tokenizer, self.config.kind, labels, max_length=self.config.max_length,
-                          doc_stride=self.config.doc_stride, max_query_length=self.config.max_query_length)
+        features = encode(examples, self.tokenizer, kind, labels, max_length=self.config.max_length)
         return TaskData(self.name, self.config, self.labels, {split: examples}, {split: features}, {split: skipped})
 
     def evaluate(self, task: TaskData, batch_size: int = 64) -> dict[str, float]:
@@ -76,15 +77,15 @@ def _labels_of(example: Any) -> set[str]:
 
 
 def load_for_inference(folder: str | os.PathLike, task: str | None = None) -> Session:
+    """The model in `folder` with task `task` (default its first), its tokenizer and how it read data."""
     folder = Path(folder)
     model = TaskModel.from_pretrained(folder).eval()
     name = task or model.default_task
     if name not in model.heads:
         raise ConfigError(f"{folder}: no task {name!r}; the model has {list(model.heads)}")
-    options = model.task_options.get(name, {})
-    config = TaskConfig(**{**options, "kind": model.head_configs[name].kind})
-    names = model.head_configs[name].labels
-    labels = LabelSet(names) if names else None
+    head = model.head_configs[name]
+    config = TaskConfig.from_saved(head.kind, head, model.task_options.get(name, {}))
+    labels = LabelSet(head.labels) if head.labels else None
     tokenizer_dir = folder / "tokenizer"
     tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.is_dir() else model.base_path)
     return Session(model, tokenizer, name, config, labels)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..assets import model_path
-from ..finetuning.corpora import write_task
-from .finetune import FinetuneConfig, Finetuning
+from ..datasets import write_task
 from ..finetuning.session import load_for_inference
 from ..utils.io import atomic_write
 from ..utils.table import format_table, print_table
+from .finetune import Finetuning, finetune_config
 
 #: definitions written for the demo (not from WordNet), with the lexicographer file a lexicographer would pick
 NEW_GLOSSES = [
@@ -39,12 +38,10 @@ def run_demo(out: Path, train: int = 3000, epochs: int = 2) -> dict[str, list[di
             **{split: str(data / f"{split}.jsonl") for split in ("train", "dev", "test")}}
     results: dict[str, list[dict]] = {}
     for method, lr in (("full", 1e-4), ("lora", 1e-3)):
-        config = FinetuneConfig(model="minilm", run_dir=str(out / method), method=method, tasks={"lexname": task},
-                                peft={"rank": 8} if method == "lora" else {},
-                                train={"epochs": epochs, "batch_size": 32, "learning_rate": lr, "warmup_ratio": 0.06,
-                                       "bf16": True, "plot": True})
-        config.model = str(model_path(config.model))
-        config.validate()
+        config = finetune_config({"model": "minilm", "run_dir": str(out / method), "method": method,
+                                  "tasks": {"lexname": task}, "peft": {"rank": 8} if method == "lora" else None,
+                                  "train": {"epochs": epochs, "batch_size": 32, "learning_rate": lr,
+                                            "warmup_ratio": 0.06, "bf16": True, "plot": True}}, "demo: ")
         print(f"\n== fine-tuning all-MiniLM-L6-v2 on {train} WordNet glosses, method: {method}")
         results[method] = Finetuning(config).run()
     rows = []

@@ -1,9 +1,16 @@
 """A fine-tuning run from one YAML file: encoder, tasks and their data, method, regularizers, training.
 
 Every choice the literature compares is one field: `method` (full tuning, frozen features, adapters,
-LoRA), each head's `layers` and `pooling`, `layerwise_lr_decay`, `unfreezing`, `adversarial`, `mixout`,
-`self_ensemble` and `self_distillation`; `stages` makes two-stage (intermediate task first) training, and
-several tasks in one stage make multi-task training with a configurable task sampling.
+LoRA), each head's `layers` and `pooling`, `layerwise_lr_decay`, `unfreezing` and the named
+`regularizers` (adversarial training, mixout, self-ensemble, self-distillation, and any registered one);
+`stages` makes two-stage (intermediate task first) training, and several tasks in one stage make
+multi-task training with a configurable task sampling. Every section is a typed dataclass parsed when the
+file is loaded, so a typo or a bad value fails at once, naming the file, the key path and the nearest
+valid key or choice.
+
+Layer-wise learning-rate decay and gradual/sequential unfreezing stay fields of their own rather than
+regularizers: they shape the optimizer's parameter groups (with `head_learning_rate`), which the
+regularizer protocol (a model transform, callbacks, a last step) does not reach.
 """
 
 from __future__ import annotations
@@ -15,25 +22,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import yaml
+from typing import Any, Literal
 
 from ..assets import model_path
 from ..errors import BertologyError, ConfigError
+from ..finetuning.features import collator_for
+from ..finetuning.model import TaskModel
+from ..finetuning.multitask import MultiTaskBatches, TaskCollate
+from ..finetuning.peft import PeftConfig
+from ..finetuning.predict import cache_features, evaluate_task
+from ..finetuning.regularization import REGULARIZERS, Regularizer, Stage, build_regularizer, check_adversarial
+from ..finetuning.taskdata import TaskConfig, TaskData, fold_kind_options, head_config, read_task
 from ..models import load
 from ..tokenization import load_tokenizer
 from ..training import TrainConfig, Trainer
 from ..training.callbacks import Callback
 from ..utils.io import atomic_write
 from ..utils.table import format_table
-from ..utils.typed import apply_overrides, from_mapping, load_yaml
-from ..finetuning.features import Collator
-from ..finetuning.model import TaskModel
-from ..finetuning.multitask import MultiTaskBatches, TaskCollate
-from ..finetuning.predict import cache_features, evaluate_task
-from ..finetuning.taskdata import TaskData, head_config, read_task, task_config
+from ..utils.typed import Where, apply_overrides, as_where, check_fields, parse, to_plain
+from .config import load_plugins, read_source
 
 logger = logging.getLogger("bertology")
 
@@ -42,94 +49,151 @@ SAMPLINGS = ("proportional", "uniform", "temperature")
 
 
 @dataclass
+class FinetuneTrainConfig(TrainConfig):
+    """The training loop of a fine-tuning run: `seed` null is the run's seed, `eval_every` null scores the dev
+    sets once per epoch (when a task has one)."""
+
+    seed: int | None = None
+    eval_every: int | None = None
+
+    def validate(self, where: str = "") -> None:
+        self.resolve(0, 0, where)
+
+    def resolve(self, seed: int, eval_every: int, where: str = "") -> TrainConfig:
+        """The TrainConfig of a stage: the run's seed and per-epoch evaluation where this one leaves them open."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
+        values["seed"] = seed if self.seed is None else self.seed
+        values["eval_every"] = eval_every if self.eval_every is None else self.eval_every
+        return parse(TrainConfig, values, where)
+
+
+@dataclass
 class FinetuneConfig:
+    """One fine-tuning run: the encoder, its tasks, the method, regularizers and the training loop."""
+
     model: str = ""
     tokenizer: str | None = None
     run_dir: str = "runs/finetune"
     seed: int = 42
-    tasks: dict = field(default_factory=dict)
+    tasks: dict[str, TaskConfig] = field(default_factory=dict)
     #: task names per stage, trained in order (two-stage: [[intermediate], [target]]); default one stage
-    stages: list | None = None
-    method: str = "full"
-    #: adapter/LoRA options (finetuning.peft.PeftConfig fields)
-    peft: dict = field(default_factory=dict)
+    stages: list[list[str]] | None = None
+    method: Literal["full", "frozen", "adapter", "lora"] = "full"
+    #: adapter/LoRA options (its kind defaults to the method's)
+    peft: PeftConfig | None = None
     #: multi-task sampling of batches: proportional to size, uniform over tasks, or size ** (1 / temperature)
-    sampling: str = "proportional"
+    sampling: Literal["proportional", "uniform", "temperature"] = "proportional"
     temperature: float = 2.0
     layerwise_lr_decay: float = 1.0
     #: peak learning rate of the task heads (a new head often wants more than the pretrained encoder);
     #: default train.learning_rate
     head_learning_rate: float | None = None
     #: "none", "gradual" (ULMFiT) or "sequential" (chain-thaw); unfreeze_every in steps (0: one epoch)
-    unfreezing: str = "none"
+    unfreezing: Literal["none", "gradual", "sequential"] = "none"
     unfreeze_every: int = 0
+    #: name -> options of each regularizer (fgm, pgd, freelb, smart, mixout, self_ensemble, self_distillation, ...)
+    regularizers: dict[str, Any] = field(default_factory=dict)
+    #: older spellings, moved into `regularizers` when the config is validated:
     #: {"name": "fgm" | "pgd" | "freelb" | "smart", ...options} or null
     adversarial: dict | None = None
+    #: Mixout probability (0: none)
     mixout: float = 0.0
-    #: {"every": steps, "last": snapshots} parameter averaging (self-ensemble) or null
+    #: {"every": steps, "last": snapshots, ...} parameter averaging (self-ensemble) or null
     self_ensemble: dict | None = None
     #: weight of the self-distillation loss (teacher: the averaged parameters); 0 disables
     self_distillation: float = 0.0
     #: bad data rows: "raise" (stop with file and line) or "skip" (count and report)
-    on_error: str = "raise"
-    train: dict = field(default_factory=dict)
+    on_error: Literal["raise", "skip"] = "raise"
+    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
 
-    def validate(self, where: str = "") -> None:
+    def validate(self, where: str | Where = "") -> None:
+        where = as_where(where)
+        check_fields(self, where)
         if not self.model:
             raise ConfigError(f"{where}field 'model' is required (an encoder folder)")
         if not self.tasks:
             raise ConfigError(f"{where}field 'tasks' needs at least one task")
-        for name, allowed, value in (("method", METHODS, self.method), ("sampling", SAMPLINGS, self.sampling),
-                                     ("unfreezing", ("none", "gradual", "sequential"), self.unfreezing),
-                                     ("on_error", ("raise", "skip"), self.on_error)):
-            if value not in allowed:
-                raise ConfigError(f"{where}field '{name}' must be one of {list(allowed)}, got {value!r}")
-        for stage in self.stages or []:
+        self._check_stages(where)
+        for name, ok, must in (("temperature", self.temperature > 0, "be positive"),
+                               ("layerwise_lr_decay", 0 < self.layerwise_lr_decay <= 1, "lie in (0, 1]"),
+                               ("head_learning_rate", self.head_learning_rate is None or self.head_learning_rate > 0,
+                                "be positive or null"),
+                               ("unfreeze_every", self.unfreeze_every >= 0, "be >= 0")):
+            if not ok:
+                raise ConfigError(f"{where}field '{name}' must {must}, got {getattr(self, name)!r}")
+        if self.method != "full" and self.unfreezing != "none":
+            raise ConfigError(f"{where}unfreezing applies to full tuning, not method {self.method!r}")
+        if self.peft is not None and self.peft.kind not in (None, self.method) and self.method in ("adapter", "lora"):
+            raise ConfigError(f"{where.child('peft')}field 'kind' {self.peft.kind!r} contradicts method "
+                              f"{self.method!r}")
+        self.regularizers = self._named_regularizers(where)
+        for regularizer in self.build_regularizers():
+            regularizer.check(self.method, where.child("regularizers").child(regularizer.name))
+
+    def _check_stages(self, where: Where) -> None:
+        for i, stage in enumerate(self.stages or []):
+            if not isinstance(stage, list) or not all(isinstance(t, str) for t in stage):
+                raise ConfigError(f"{where.child('stages').child(i)}a stage is a list of task names, got {stage!r}")
             unknown = [t for t in stage if t not in self.tasks]
             if unknown:
                 raise ConfigError(f"{where}stages name unknown task(s) {unknown}; tasks are {list(self.tasks)}")
-        if self.mixout and self.method in ("adapter", "lora"):
-            raise ConfigError(f"{where}mixout mixes tuned weights with the pretrained ones; with method "
-                              f"{self.method!r} the encoder's weights do not change, so it has nothing to do")
-        if self.method != "full" and self.unfreezing != "none":
-            raise ConfigError(f"{where}unfreezing applies to full tuning, not method {self.method!r}")
+
+    def _named_regularizers(self, where: Where) -> dict[str, Any]:
+        """`regularizers` with the older fields folded in, each options section parsed (and the old fields
+        cleared, so validating again changes nothing)."""
+        found = {name: (options, where.child("regularizers").child(name)) for name, options in self.regularizers.items()}
+
+        def add(name: str, options: Any, at: Where) -> None:
+            if name in found:
+                raise ConfigError(f"{at}{name!r} is configured twice (also under regularizers)")
+            found[name] = (options, at)
+
         if self.adversarial is not None:
-            self.adversarial_callback()  # a typo in the method or its options fails now, not after loading data
-            if self.method == "frozen":
-                raise ConfigError(f"{where}adversarial training perturbs the encoder's input, but method 'frozen' "
-                                  "trains on cached encoder outputs; use method full, adapter or lora")
+            options = dict(self.adversarial)
+            add(check_adversarial(options.pop("name", "fgm"), where.child("adversarial")), options,
+                where.child("adversarial"))
+        if self.mixout:
+            add("mixout", {"p": self.mixout}, where.child("mixout"))
+        if self.self_ensemble is not None:
+            add("self_ensemble", self.self_ensemble, where.child("self_ensemble"))
+        if self.self_distillation:
+            add("self_distillation", {"weight": self.self_distillation}, where.child("self_distillation"))
+        self.adversarial, self.mixout, self.self_ensemble, self.self_distillation = None, 0.0, None, 0.0
+        for name in found:
+            REGULARIZERS.entry(name, where.child("regularizers"))
+        return {name: REGULARIZERS.options(name, options, at) for name, (options, at) in found.items()}
 
-    def adversarial_callback(self) -> Callback:
-        """The configured adversarial method as a training-loop callback."""
-        from ..finetuning.adversarial import build_adversarial
+    def build_regularizers(self) -> list[Regularizer]:
+        """The configured regularizers, in the order their callbacks run."""
+        built = [build_regularizer(name, options) for name, options in self.regularizers.items()]
+        return sorted(built, key=lambda r: (r.order, r.name))
 
-        options = dict(self.adversarial or {})
-        return build_adversarial(options.pop("name", "fgm"), **options)
+
+def finetune_config(data: Any, where: str | Where = "", base: str | Path | None = None) -> FinetuneConfig:
+    """A FinetuneConfig from plain data (a YAML file's, or a program's): every section parsed and checked.
+
+    Task data paths are relative to `base` (the config file's folder); `model` and `tokenizer` are a folder
+    beside the config, else one relative to the working directory, else a registry alias (`minilm`).
+    """
+    if isinstance(data, dict) and isinstance(data.get("tasks"), dict):
+        data = {**data, "tasks": {name: fold_kind_options(task) for name, task in data["tasks"].items()}}
+    config = parse(FinetuneConfig, data, where, base=base)
+    for key in ("model", "tokenizer"):
+        value = getattr(config, key)
+        if value and base is not None and not Path(value).is_absolute() and (Path(base) / value).exists():
+            setattr(config, key, str(Path(base) / value))
+        elif value:
+            setattr(config, key, str(model_path(value)))
+    return config
 
 
 def load_config(source: str | Path, overrides: list[str] | None = None) -> FinetuneConfig:
-    path = Path(source)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    data = apply_overrides(data, overrides or [])
-    config = from_mapping(FinetuneConfig, data, f"{path}: ")
-    base = path.parent
-    for key in ("model", "tokenizer"):  # a folder beside the config wins over one in the working directory
-        value = getattr(config, key)
-        if value and not Path(value).is_absolute() and (base / value).exists():
-            setattr(config, key, str(base / value))
-        elif value:
-            setattr(config, key, str(model_path(value)))
-    for task in config.tasks.values():  # data paths are relative to the config file
-        for key in ("train", "dev", "test", "labels"):
-            if isinstance(task, dict) and task.get(key) and not Path(task[key]).is_absolute():
-                task[key] = str(base / task[key])
-    config.validate(f"{path}: ")
-    return config
+    """The config in YAML file `source`: `key.path=value` overrides applied, the modules its `plugins:` name
+    imported (so the task kinds and regularizers they register can be named), then parsed."""
+    data, label, base = read_source(source)
+    data = apply_overrides(data, list(overrides or []))
+    load_plugins(data.pop("plugins", None), Where(label).child("plugins"), base)
+    return finetune_config(data, Where(label), base)
 
 
 def _first(items: list) -> Any:
@@ -140,42 +204,37 @@ class Finetuning:
     """Builds the model, data and callbacks from a FinetuneConfig and runs each stage with the Trainer."""
 
     def __init__(self, config: FinetuneConfig) -> None:
+        config.validate()  # a config built in Python gets the checks (and the regularizer aliases) a file gets
         self.config = config
         self.tokenizer = load_tokenizer(config.tokenizer or config.model)
-        self.tasks = {name: read_task(name, task_config(name, spec), self.tokenizer, config.on_error, config.seed)
-                      for name, spec in config.tasks.items()}
+        self.tasks = {name: read_task(name, task, self.tokenizer, config.on_error, config.seed)
+                      for name, task in config.tasks.items()}
         encoder = load(config.model)
         encoder = getattr(encoder, "bert", encoder)  # a head model's encoder
         self.model = TaskModel(encoder, {name: head_config(task) for name, task in self.tasks.items()})
         self.model.base_path = str(Path(config.model).resolve())
-        self.model.task_options = {name: {k: v for k, v in dataclasses.asdict(task.config).items()
-                                          if k in ("columns", "max_length", "doc_stride", "max_query_length", "scheme")}
-                                   for name, task in self.tasks.items()}
-        self.collators = {name: Collator(self.tokenizer.pad_token_id, task.config.kind)
-                          for name, task in self.tasks.items()}
+        self.model.task_options = {name: task.config.saved_options() for name, task in self.tasks.items()}
+        inputs = getattr(encoder, "token_inputs", ())
+        self.collators = {name: collator_for(self.tokenizer, task.kind, inputs) for name, task in self.tasks.items()}
+        self.regularizers = config.build_regularizers()
         self.results: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------------------------- methods
     def _prepare_method(self) -> None:
         config, model = self.config, self.model
         if config.method in ("adapter", "lora"):
-            from ..finetuning.peft import PeftConfig, add_adapter, freeze_except_adapters
+            from ..finetuning.peft import add_adapter, freeze_except_adapters
 
-            options = dict(config.peft)
-            if options.setdefault("kind", config.method) != config.method:
-                raise ConfigError(f"peft.kind {options['kind']!r} contradicts method {config.method!r}")
-            add_adapter(model.encoder, "task", PeftConfig.from_dict(options, "peft: "))
+            add_adapter(model.encoder, "task", (config.peft or PeftConfig()).for_kind(config.method))
             freeze_except_adapters(model.encoder, "task")
             model.save_encoder = False
         elif config.method == "frozen":
             model.encoder.requires_grad_(False)
             model.save_encoder = False
-        if config.mixout:
-            from ..finetuning.regularizers import apply_mixout
+        for regularizer in self.regularizers:
+            regularizer.transform(model)
 
-            apply_mixout(model.encoder, p=config.mixout)
-
-    def _callbacks(self) -> list[Callback]:
+    def _callbacks(self, stage: Stage) -> list[Callback]:
         config = self.config
         callbacks: list[Callback] = []
         if config.unfreezing != "none":
@@ -183,19 +242,8 @@ class Finetuning:
 
             kind = GradualUnfreezing if config.unfreezing == "gradual" else SequentialUnfreezing
             callbacks.append(kind(every=config.unfreeze_every or None))
-        if config.adversarial:
-            callbacks.append(config.adversarial_callback())
-        average = None
-        if config.self_ensemble or config.self_distillation:
-            from ..finetuning.ensemble import ParameterAverage
-
-            average = ParameterAverage(**(config.self_ensemble or {}))
-            callbacks.append(average)
-        if config.self_distillation:
-            from ..finetuning.ensemble import SelfDistillation
-
-            callbacks.append(SelfDistillation(average, weight=config.self_distillation))
-        self.average = average
+        for regularizer in self.regularizers:
+            callbacks += regularizer.callbacks(stage)
         return callbacks
 
     def _param_groups(self, train: TrainConfig) -> list[dict] | None:
@@ -229,7 +277,7 @@ class Finetuning:
 
     def _run_stage(self, tasks: list[TaskData], stage_dir: Path, resume: bool) -> None:
         config = self.config
-        train = TrainConfig.from_dict({"seed": config.seed, **config.train}, "train: ")
+        train = config.train.resolve(config.seed, 0, "train: ")
         start = time.perf_counter()
         cached: dict[str, list[dict]] | None = None
         self.cached_dev: dict[str, list[dict]] = {}
@@ -260,22 +308,21 @@ class Finetuning:
                                              split="dev", drop_last=False)
                 eval_collate = _first
             train = dataclasses.replace(train, batch_size=1)
-        if with_dev and "eval_every" not in config.train:  # default: score the dev set after every epoch
+        if with_dev and config.train.eval_every is None:  # default: score the dev set after every epoch
             per_epoch = len(train_data) // train.batch_size // train.gradient_accumulation
             train = dataclasses.replace(train, eval_every=max(1, per_epoch))
+        stage = Stage()
         trainer = Trainer(self.model, train_data, train, stage_dir, collate=collate, eval_data=eval_data,
-                          eval_collate=eval_collate, run_config={"finetune": dataclasses.asdict(config)},
-                          callbacks=self._callbacks(), param_groups=self._param_groups(train),
+                          eval_collate=eval_collate, run_config={"finetune": to_plain(config)},
+                          callbacks=self._callbacks(stage), param_groups=self._param_groups(train),
                           evaluator=self._evaluator(with_dev, train.batch_size) if with_dev else None)
         result = trainer.train(resume=resume)
         seconds = time.perf_counter() - start
         if result.stopped == "interrupted":  # scores of a half-trained model must not pass for results
             raise BertologyError(f"training was interrupted at step {result.step} (checkpoint: "
                                  f"{result.last_checkpoint}); run the same command with --resume to finish it")
-        if self.average is not None and config.self_ensemble:
-            from ..finetuning.ensemble import apply_average
-
-            apply_average(self.model, self.average.averaged_state())
+        for regularizer in self.regularizers:
+            regularizer.finish(self.model, stage)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         for task in tasks:
             for split_name in ("dev", "test"):
@@ -322,4 +369,5 @@ class Finetuning:
         return run_dir / "report.md"
 
 
-__all__ = ["FinetuneConfig", "Finetuning", "MultiTaskBatches", "TaskConfig", "TaskData", "load_config"]
+__all__ = ["FinetuneConfig", "FinetuneTrainConfig", "Finetuning", "MultiTaskBatches", "TaskConfig", "TaskData",
+           "finetune_config", "load_config"]
