@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import torch
 from ext_helpers import run_bertology, small_pretrain_config, train_rows, write_yaml
 
@@ -12,7 +13,7 @@ import bertology
 from bertology.models.bert import BertModel
 from bertology.models.config import BertConfig
 from bertology.models.embeddings import TokenPositionSegmentEmbedding
-from bertology.models.family import Family, register_family
+from bertology.models.family import FAMILIES, Family, register_family
 
 
 @dataclass
@@ -41,6 +42,13 @@ class ScaledBertModel(BertModel):
 
 
 register_family(Family("scaled-bert", ScaledConfig, ScaledBertModel))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_the_registration_afterwards():
+    """The registration is this module's: later test modules see the registry as shipped."""
+    yield
+    FAMILIES.remove("scaled-bert")
 
 
 def test_a_family_registered_in_a_test_file_pretrains_exports_and_loads(english, tmp_path):

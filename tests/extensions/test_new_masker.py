@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from ext_helpers import run_bertology, small_pretrain_config, train_rows, write_yaml
 
 from bertology.data.maskers import MASKERS, Masker
@@ -30,6 +31,13 @@ class StrideMasker(Masker):
         selected = np.zeros(tokens.shape, dtype=bool)
         selected[candidates] = True
         return selected
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_the_registration_afterwards():
+    """The registration is this module's: later test modules see the registry as shipped."""
+    yield
+    MASKERS.remove("stride")
 
 
 def test_a_masker_registered_in_a_test_file_runs_by_name(english, tmp_path):

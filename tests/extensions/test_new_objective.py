@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import torch
 import torch.nn.functional as F
 from ext_helpers import run_bertology, small_pretrain_config, train_rows, write_yaml
 from torch import nn
 
 from bertology.errors import ConfigError
-from bertology.objectives import Objective, register
+from bertology.objectives import OBJECTIVES, Objective, register
 
 
 @dataclass
@@ -38,6 +39,13 @@ class LengthBucket(Objective):
         logits = self.classifier(encoded.last_hidden_state[:, 0]).float()
         loss = F.cross_entropy(logits, target)
         return {"length": loss}, {"length_acc": (logits.argmax(-1) == target).float().mean().detach()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_the_registration_afterwards():
+    """The registration is this module's: later test modules see the registry as shipped."""
+    yield
+    OBJECTIVES.remove("length_bucket")
 
 
 def test_an_objective_registered_in_a_test_file_trains_beside_mlm(english, tmp_path):

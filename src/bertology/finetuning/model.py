@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..models.outputs import EncoderOutput
 from ..models.pooling import pool_each
 from ..training.protocol import StepOutput
 from ..utils.io import atomic_path, atomic_write
@@ -90,7 +91,8 @@ class HeadConfig(HeadOptions):
 class TaskHead(nn.Module):
     """Layer strategy, pooling (sentence tasks), dropout and a linear layer."""
 
-    def __init__(self, config: HeadConfig, num_layers: int, hidden_size: int, pooler: nn.Module | None) -> None:
+    def __init__(self, config: HeadConfig, num_layers: int, hidden_size: int, pooler: nn.Module | None,
+                 views: int = 1) -> None:
         super().__init__()
         self.config = config
         self.kind: TaskKind = task_kind(config.kind)
@@ -106,6 +108,16 @@ class TaskHead(nn.Module):
         self._pooler = [pooler] if pooling == "pooler" else []
         self.dropout = nn.Dropout(config.dropout)
         self.linear = nn.Linear(self.selector.output_size(hidden_size), self.kind.outputs(config))
+        #: an encoder with a second granularity (AMBERT's words) gives a sentence-level head three classifiers:
+        #: on the fine vector, on the coarse vector and on both concatenated (what it predicts with)
+        self.two_views = views == 2 and self.sentence_level
+        #: weight of the agreement between the fine and coarse predictions (the `agreement` regularizer sets it)
+        self.agreement_weight = 0.0
+        if self.two_views:
+            width = self.selector.output_size(hidden_size)
+            self.coarse_selector = LayerSelector(config.layers, num_layers, config.layer)
+            self.coarse_linear = nn.Linear(width, self.kind.outputs(config))
+            self.combined_linear = nn.Linear(2 * width, self.kind.outputs(config))
 
     @property
     def sentence_level(self) -> bool:
@@ -129,6 +141,21 @@ class TaskHead(nn.Module):
             pooled = self.pool_layers(hidden_states, mask)
             return self.linear(self.dropout(self.features(pooled)))
         return self.linear(self.dropout(self.selector(hidden_states, mask)))
+
+    def sentence_vector(self, hidden_states: tuple[torch.Tensor, ...], mask: torch.Tensor,
+                        selector: LayerSelector) -> torch.Tensor:
+        """The pooled (and selected or mixed) vector of one view."""
+        if self.pooling == "pooler":
+            return self._pooler[0](selector(hidden_states, mask))
+        return selector(tuple(pool_each(hidden_states, mask, self.pooling)), None)
+
+    def forward_views(self, fine: tuple[torch.Tensor, ...], fine_mask: torch.Tensor,
+                      coarse: tuple[torch.Tensor, ...], coarse_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits of the fine, coarse and combined classifiers (AMBERT fine-tuning, Zhang and Li 2021)."""
+        f = self.dropout(self.sentence_vector(fine, fine_mask, self.selector))
+        c = self.dropout(self.sentence_vector(coarse, coarse_mask, self.coarse_selector))
+        return {"fine": self.linear(f), "coarse": self.coarse_linear(c),
+                "combined": self.combined_linear(torch.cat([f, c], dim=-1))}
 
     def from_cache(self, cached: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Logits from (rows, layers, width) pooled features or (rows, layers, seq, width) token features."""
@@ -161,7 +188,8 @@ class TaskModel(nn.Module):
         config = encoder.config
         pooler = getattr(encoder, "pooler", None)
         self.heads = nn.ModuleDict({
-            name: TaskHead(head, config.num_hidden_layers, config.hidden_size, pooler) for name, head in heads.items()
+            name: TaskHead(head, config.num_hidden_layers, config.hidden_size, pooler,
+                           views=getattr(encoder, "granularities", 1)) for name, head in heads.items()
         })
         self.head_configs = dict(heads)
         self.base_path: str | None = None  # where the encoder came from, for adapter-only saves
@@ -176,9 +204,13 @@ class TaskModel(nn.Module):
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                token_type_ids: torch.Tensor | None = None, **token_inputs: Any) -> tuple[torch.Tensor, ...]:
         """All hidden states, embeddings first (kept for the backward pass anyway, so asking costs little)."""
-        out = self.encoder(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                           output_hidden_states=True, **token_inputs)
-        return out.hidden_states
+        return self.encode_output(input_ids, attention_mask, token_type_ids, **token_inputs).hidden_states
+
+    def encode_output(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                      token_type_ids: torch.Tensor | None = None, **token_inputs: Any) -> EncoderOutput:
+        """The encoder's output with every hidden state (and a second granularity's, when it has one)."""
+        return self.encoder(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            output_hidden_states=True, **token_inputs)
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, task: str | None = None,
@@ -190,17 +222,43 @@ class TaskModel(nn.Module):
         targets = {k: batch.pop(k) for k in head.kind.target_keys if k in batch}
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, **batch}
         inputs, cached, groups = head.kind.group(inputs, cached)
+        views = None
         if cached is not None:
             logits = head.from_cache(cached, inputs["attention_mask"])
         else:
             if inputs["attention_mask"] is None:
                 inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
-            hidden = self.encode(**inputs)
-            logits = head(hidden, inputs["attention_mask"])
-        logits = head.kind.ungroup(logits, groups)
+            out = self.encode_output(**inputs)
+            if head.two_views and out.coarse is not None:
+                views = head.forward_views(out.hidden_states, inputs["attention_mask"], out.coarse.hidden_states,
+                                           inputs["coarse_attention_mask"])
+                views = {name: head.kind.ungroup(v, groups) for name, v in views.items()}
+                logits = views["combined"]
+            else:
+                logits = head.kind.ungroup(head(out.hidden_states, inputs["attention_mask"]), groups)
+        if cached is not None:
+            logits = head.kind.ungroup(logits, groups)
         loss, metrics = head.kind.loss(head.config, logits, targets)
+        if views is not None and loss is not None:
+            loss, metrics = self._two_view_loss(head, views, targets, loss, metrics)
         losses = {} if loss is None else {task if len(self.heads) > 1 else "loss": loss}
         return StepOutput(losses, metrics, {"logits": logits})
+
+    @staticmethod
+    def _two_view_loss(head: TaskHead, views: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                       loss: torch.Tensor, metrics: dict[str, torch.Tensor]
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """AMBERT's fine-tuning loss: the combined classifier's, plus the fine and coarse classifiers' own,
+        plus `agreement_weight` times how far the two granularities' predictions are apart."""
+        from .regularization.agreement import agreement_gap
+
+        for name in ("fine", "coarse"):
+            loss = loss + head.kind.loss(head.config, views[name], targets)[0]
+        gap = agreement_gap(head.config, views["fine"], views["coarse"])
+        metrics = {**metrics, "agreement_gap": gap.detach()}
+        if head.agreement_weight:
+            loss = loss + head.agreement_weight * gap
+        return loss, metrics
 
     # ------------------------------------------------------------------------------------ saving
     def save_pretrained(self, folder: str | os.PathLike) -> Path:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
 from .model import TaskModel
 
 
@@ -58,6 +59,9 @@ def cache_features(model: TaskModel, task: str, features: Sequence[dict], collat
     was_training = model.training
     model.eval()
     head = model.heads[task]
+    if head.two_views:
+        raise ConfigError(f"task {task!r}: the encoder has two granularities (AMBERT) and its head reads both, but "
+                          "method 'frozen' caches one view; use method full, adapter or lora")
     device = _device(model)
     cached: list[dict] = [dict(f) for f in features]
     for indices in tqdm(_batches(features, batch_size), desc="caching features", unit="batch", leave=False,

@@ -67,6 +67,9 @@ class AmbertModel(PreTrainedModel):
     def unpad_inputs(self, value: bool) -> None:
         self.fine.unpad_inputs = self.coarse.unpad_inputs = value
 
+    #: views of one input the encoder returns (fine characters and coarse words): task heads read both
+    granularities = 2
+
     #: batch keys the encoder reads besides ids, mask and segments (the coarse sequence, from AmbertTokenizer)
     token_inputs = ("coarse_ids", "coarse_attention_mask", "coarse_token_type_ids")
 
