@@ -114,6 +114,10 @@ class Reader:
                 f"expected one of {list(allowed)}"
             )
         if not self.path.is_file():
+            if self.path.is_dir():
+                raise DataError(f"{self.name}: is a folder, not a file")
+            if self.path.exists():
+                raise DataError(f"{self.name}: not a regular file (a FIFO, socket or device cannot be read as data)")
             raise DataError(f"{self.name}: no such file")
         text = read_text(self.path)
         if suffix == ".jsonl":
@@ -300,19 +304,6 @@ def _squad_field(node: Any, key: str, kind: type, where: str) -> Any:
     if not isinstance(node[key], kind):
         raise DataError(f"{where}: field {key!r} must be a {kind.__name__}, got {type(node[key]).__name__}")
     return node[key]
-
-
-def _id_lines(text: str) -> dict[str, list[int]]:
-    """Line numbers of every ``"id": "..."`` in a JSON text, in order, so SQuAD rows can name a line."""
-    newlines = [m.start() for m in re.finditer("\n", text)]
-    lines: dict[str, list[int]] = {}
-    for match in re.finditer(r'"id"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
-        try:
-            key = json.loads(f'"{match.group(1)}"')
-        except json.JSONDecodeError:
-            continue
-        lines.setdefault(key, []).append(bisect.bisect_left(newlines, match.start()) + 1)
-    return lines
 
 
 def _id_lines(text: str) -> dict[str, list[int]]:
