@@ -98,3 +98,21 @@ def test_tokenizer_train_command(tmp_path):
     assert tok.vocab_size <= 120
     assert tok.tokenize("The quick brown fox") == ["the", "quick", "brown", "fox"]
     assert main(["tokenizer", "train", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "t2")]) == 2
+
+
+def test_embed_takes_the_minilm_name_and_refuses_a_folder_without_a_tokenizer_before_loading(tmp_path, capsys,
+                                                                                            caplog):
+    texts = tmp_path / "t.txt"
+    texts.write_text("a cat sat on the mat\n", encoding="utf-8")
+    assert main(["embed", "--model", "minilm", str(texts), "-o", str(tmp_path / "e.jsonl")]) == 0
+    by_name = json.loads((tmp_path / "e.jsonl").read_text())["embedding"]
+    assert main(["embed", "--model", str(minilm_dir()), str(texts), "-o", str(tmp_path / "f.jsonl")]) == 0
+    assert by_name == json.loads((tmp_path / "f.jsonl").read_text())["embedding"]
+
+    bare = tmp_path / "bare"
+    BertModel.from_pretrained(minilm_dir()).save_pretrained(bare)  # weights, no tokenizer
+    capsys.readouterr()
+    caplog.clear()
+    assert main(["embed", "--model", str(bare), str(texts), "-o", str(tmp_path / "g.jsonl")]) == 2
+    assert "holds no tokenizer" in capsys.readouterr().err
+    assert not any("not used by" in r.message or "not in the checkpoint" in r.message for r in caplog.records)

@@ -12,7 +12,7 @@ import yaml
 from bertology.errors import ConfigError
 from bertology.objectives import OBJECTIVES, Objective, PretrainingModel, RtdOptions
 from bertology.runs.config import load_run_config, read_source
-from bertology.runs.pretrain import ModelSpec, PretrainConfig, load_config
+from bertology.runs.pretrain import ModelSpec, PretrainConfig, load_config, run_config
 
 PATHS = ["corpus=c", "tokenizer=t"]
 
@@ -182,8 +182,23 @@ def test_loaded_sections_are_typed_and_train_inherits_the_runs_seed_and_weights(
 def test_to_dict_loads_back_as_the_same_config(tmp_path):
     for name in ("albert", "electra", "ambert"):
         config = load_config(name, [*PATHS, "model.from_pretrained=somewhere"])
-        again = load_config(write(tmp_path, config.to_dict()))
-        assert again == config, name
+        again = load_config(write(tmp_path, run_config(config)))  # as the run folder's config.yaml holds it
+        assert run_config(again) == run_config(config), name
+
+
+def test_paths_in_a_file_are_relative_to_the_file_on_the_command_line_to_the_working_directory(tmp_path):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump({"corpus": "c", "tokenizer": "../t", "run_dir": "runs/x",
+                                    "model": {"from_pretrained": "enc"}}), encoding="utf-8")
+    config = load_config(str(path))
+    assert (config.corpus, config.tokenizer, config.run_dir) == (
+        str(folder / "c"), str(folder / "../t"), str(folder / "runs/x"))
+    assert config.model.from_pretrained == str(folder / "enc")
+    config = load_config(str(path), ["corpus=mine", "run_dir=here"])  # --corpus, --run-dir, --set: the user's own
+    assert (config.corpus, config.run_dir, config.tokenizer) == ("mine", "here", str(folder / "../t"))
+    assert load_config("bert", PATHS).corpus == "c"  # a recipe has no folder: relative to the working directory
 
 
 # ---------------------------------------------------------------------------------- objectives registry

@@ -6,17 +6,21 @@ import argparse
 import json
 from pathlib import Path
 
+from .pretrain import add_run_folder_flags
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune an encoder on one or more tasks from a YAML config",
                        description="Fine-tune from CONFIG (YAML: model, tasks with their data files, method, "
                                    "regularizers, train). Writes a run folder with config.yaml, metrics.jsonl, "
-                                   "checkpoints/, curves.png, report.md, results.json and model/.")
+                                   "checkpoints/, curves.png, report.md, results.json and model/. A folder "
+                                   "that holds another run is refused unless --resume or --overwrite; paths "
+                                   "in the file are relative to the file.")
     p.add_argument("config", help="YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set method=lora --set train.epochs=3 (repeatable)")
     p.add_argument("--run-dir", help="run folder (same as --set run_dir=...)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    add_run_folder_flags(p)
     p.set_defaults(run=run_finetune)
 
     e = sub.add_parser("evaluate", help="score a fine-tuned model on a labelled file",
@@ -52,18 +56,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from ..runs.finetune import Finetuning, load_config
+    from ..runs.finetune import Finetuning, load_config, run_config
+    from ..runs.guard import claim_run_folder
 
     overrides = list(args.overrides) + ([f"run_dir={args.run_dir}"] if args.run_dir else [])
-    Finetuning(load_config(args.config, overrides)).run(resume=args.resume)
+    config = load_config(args.config, overrides)
+    with claim_run_folder(config.run_dir, lambda stored: stored.get("finetune"), run_config(config),
+                          args.resume, args.overwrite, args.force):
+        Finetuning(config).run(resume=args.resume)
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..finetuning.session import load_for_inference
-    from ..utils.io import atomic_write
+    from ..utils.io import atomic_write, check_writable
     from ..utils.table import print_table
 
+    if args.output:
+        check_writable(args.output, "the metrics file", folder=False)  # before scoring, not after
     session = load_for_inference(args.model, args.task)
     task = session.read(args.data, "eval", args.on_error, require_labels=True)
     metrics = session.evaluate(task, args.batch_size)
@@ -78,7 +88,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..finetuning.session import load_for_inference
+    from ..utils.io import check_writable
 
+    check_writable(args.output, "the predictions file", folder=False)  # before predicting, not after
     session = load_for_inference(args.model, args.task)
     task = session.read(args.input, "predict", args.on_error, require_labels=False)
     count = session.write_predictions(task, Path(args.output), args.batch_size)

@@ -7,7 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..errors import BertologyError
+from ..errors import BertologyError, RunInterrupted
+from ..utils.io import FILESYSTEM_ERRNOS, describe_os_error
 from . import corpus, demo, embed, finetune, info, pretrain, tokenizer
 
 COMMANDS = (demo, embed, info, pretrain, finetune, tokenizer, corpus)
@@ -32,11 +33,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
+    except RunInterrupted as exc:  # stopped by a signal after saving a checkpoint: not a success
+        print(f"bertology {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C (or one before training started): stop at once, no traceback
+        print(f"bertology {args.command}: stopped at once; the newest checkpoint in the run folder (if any) "
+              "resumes it with --resume", file=sys.stderr)
+        return 130
     except (BertologyError, FileNotFoundError, ValueError) as exc:
         # User errors: one clear line, no traceback (use -v for one).
         if args.verbose:
             raise
         print(f"bertology {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A file-system failure no write helper translated (no space, read-only, permission, a file in
+        # the path): still one line naming the path and the cause.
+        if args.verbose or exc.errno not in FILESYSTEM_ERRNOS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"bertology {args.command}: error: cannot access{where}: {describe_os_error(exc)}", file=sys.stderr)
         return 2
 
 

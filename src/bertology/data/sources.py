@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FileSystemError
+
 __all__ = [
     "INPUT_FORMATS",
     "SKIP_REASONS",
@@ -99,6 +101,9 @@ def list_input_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 found.extend(Path(root) / n for n in names if not n.startswith("."))
             files.extend(sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(path).parts))
+        elif path.exists():
+            raise FileSystemError(f"corpus input {path} is not a regular file (a FIFO, socket or device cannot be "
+                              "read as a corpus)")
         else:
             raise FileNotFoundError(f"corpus input {path} does not exist")
     return files

@@ -292,9 +292,18 @@ class TaskModel(nn.Module):
         description_path = folder / "task.json"
         if not description_path.is_file():
             raise CheckpointError(f"{folder}: no task.json; is this a fine-tuned model folder?")
-        description = json.loads(description_path.read_text(encoding="utf-8"))
-        heads = {name: HeadConfig(**h) for name, h in description["tasks"].items()}
-        source = description["encoder"]
+        try:
+            description = json.loads(description_path.read_text(encoding="utf-8"))
+            heads = {name: HeadConfig(**h) for name, h in description["tasks"].items()}
+            source = description["encoder"]
+            if not isinstance(source, str):
+                raise TypeError(f"'encoder' must be a string, got {type(source).__name__}")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise CheckpointError(f"{description_path}: not a valid task description ({what}); "
+                                  "the file is damaged or was not written by bertology") from None
+        except OSError as exc:
+            raise CheckpointError(f"{description_path}: cannot be read ({exc.strerror or exc})") from None
         encoder_folder = folder / source if source == "encoder" else Path(source)
         encoder = load(encoder_folder, **encoder_options)
         adapters = folder / "adapters"
@@ -306,7 +315,14 @@ class TaskModel(nn.Module):
         model = cls(encoder, heads)
         model.base_path = str(encoder_folder)
         model.task_options = description.get("options", {})
-        state = load_file(str(folder / "heads.safetensors"))
+        heads_path = folder / "heads.safetensors"
+        if not heads_path.is_file():
+            raise CheckpointError(f"{heads_path}: missing; the fine-tuned model folder is incomplete")
+        try:
+            state = load_file(str(heads_path))
+        except Exception as exc:  # safetensors reports a cut file as its own error type
+            raise CheckpointError(f"{heads_path}: cannot be read as safetensors ({exc}); the file is truncated "
+                                  "or damaged") from None
         for task, head in model.heads.items():
             prefix = f"{task}."
             own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

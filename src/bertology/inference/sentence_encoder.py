@@ -43,7 +43,14 @@ class SentenceEncoder:
 
     @classmethod
     def from_pretrained(cls, folder: str, **kwargs) -> SentenceEncoder:
-        return cls(BertModel.from_pretrained(folder), Tokenizer.from_pretrained(folder), **kwargs)
+        """A model folder (or a registry alias such as "minilm"); the tokenizer is read first, so a folder
+        without one fails before any weights are loaded."""
+        from ..assets import model_path
+
+        folder = str(model_path(folder))
+        BertModel.config_class.from_pretrained(folder)  # not a model folder: say so before anything else
+        tokenizer = Tokenizer.from_pretrained(folder)
+        return cls(BertModel.from_pretrained(folder), tokenizer, **kwargs)
 
     def _batches(self, texts: Sequence[str]) -> Iterator[list[int]]:
         order = list(range(len(texts)))

@@ -8,10 +8,13 @@ for all of them, at load, naming the file (or `recipe 'bert'`) and the key path.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
 import sys
+import types
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,9 +76,55 @@ def load_run_config(cls: type[T], source: str | os.PathLike, overrides: list[str
     waits until the middle of a run to fail (or is silently ignored).
     """
     data, label, base = read_source(source, recipes)
+    data = rebase_paths(cls, data, base)  # the file's paths, before the overrides (theirs are the user's own)
     data = apply_overrides(data, list(overrides or []))
     load_plugins(data.pop("plugins", None), Where(label).child("plugins"), base)
-    return parse(cls, data, Where(label), base=base)
+    return parse(cls, data, Where(label))
+
+
+def rebase_paths(cls: type, data: Any, base: str | os.PathLike | None) -> Any:
+    """`data` (plain, as read from a file) with every relative path field of `cls` (`metadata={"path": True}`,
+    in nested sections too) joined to `base`: paths in a config file are relative to the file's folder.
+
+    Values set afterwards (`--set`, `--corpus`) are not touched and stay relative to the working directory;
+    with `base` None (a packaged recipe, a config built in Python) nothing changes.
+    """
+    if base is None or not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return data
+    out = dict(data)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in out:
+            continue
+        value = out[f.name]
+        if f.metadata.get("path"):
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                out[f.name] = str(Path(base) / value)
+            continue
+        kind, section = _section(hints[f.name])
+        if section is None:
+            continue
+        if kind == "one":
+            out[f.name] = rebase_paths(section, value, base)
+        elif kind == "dict" and isinstance(value, dict):
+            out[f.name] = {k: rebase_paths(section, v, base) for k, v in value.items()}
+        elif kind == "list" and isinstance(value, list):
+            out[f.name] = [rebase_paths(section, v, base) for v in value]
+    return out
+
+
+def _section(hint: Any) -> tuple[str, type | None]:
+    """("one" | "dict" | "list", the dataclass) of a field that holds sections, else ("", None)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    for option in options:
+        if dataclasses.is_dataclass(option) and isinstance(option, type):
+            return "one", option
+        args = typing.get_args(option)
+        if typing.get_origin(option) is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]):
+            return "dict", args[1]
+        if typing.get_origin(option) is list and len(args) == 1 and dataclasses.is_dataclass(args[0]):
+            return "list", args[0]
+    return "", None
 
 
 def load_plugins(plugins: Any, where: Where, base: Path | None = None) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..assets import model_path
-from ..errors import BertologyError, ConfigError
+from ..errors import ConfigError, RunInterrupted
 from ..finetuning.features import collator_for
 from ..finetuning.model import TaskModel
 from ..finetuning.multitask import MultiTaskBatches, TaskCollate
@@ -37,10 +37,11 @@ from ..models import load
 from ..tokenization import load_tokenizer
 from ..training import TrainConfig, Trainer
 from ..training.callbacks import Callback
+from ..training.seeding import seed_everything
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import Where, apply_overrides, as_where, check_fields, parse, to_plain
-from .config import load_plugins, read_source
+from .config import load_plugins, read_source, rebase_paths
 
 logger = logging.getLogger("bertology")
 
@@ -73,7 +74,8 @@ class FinetuneConfig:
 
     model: str = ""
     tokenizer: str | None = None
-    run_dir: str = "runs/finetune"
+    #: relative to the config file's folder, as the tasks' data paths are
+    run_dir: str = field(default="runs/finetune", metadata={"path": True})
     seed: int = 42
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     #: task names per stage, trained in order (two-stage: [[intermediate], [target]]); default one stage
@@ -169,15 +171,19 @@ class FinetuneConfig:
         return sorted(built, key=lambda r: (r.order, r.name))
 
 
-def finetune_config(data: Any, where: str | Where = "", base: str | Path | None = None) -> FinetuneConfig:
+def finetune_config(data: Any, where: str | Where = "", base: str | Path | None = None,
+                    rebase: bool = True) -> FinetuneConfig:
     """A FinetuneConfig from plain data (a YAML file's, or a program's): every section parsed and checked.
 
-    Task data paths are relative to `base` (the config file's folder); `model` and `tokenizer` are a folder
-    beside the config, else one relative to the working directory, else a registry alias (`minilm`).
+    Task data paths and run_dir are relative to `base` (the config file's folder; `rebase` False when the
+    caller already joined them, before applying overrides); `model` and `tokenizer` are a folder beside the
+    config, else one relative to the working directory, else a registry alias (`minilm`).
     """
     if isinstance(data, dict) and isinstance(data.get("tasks"), dict):
         data = {**data, "tasks": {name: fold_kind_options(task) for name, task in data["tasks"].items()}}
-    config = parse(FinetuneConfig, data, where, base=base)
+    if rebase:
+        data = rebase_paths(FinetuneConfig, data, base)
+    config = parse(FinetuneConfig, data, where)
     for key in ("model", "tokenizer"):
         value = getattr(config, key)
         if value and base is not None and not Path(value).is_absolute() and (Path(base) / value).exists():
@@ -191,9 +197,16 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Finet
     """The config in YAML file `source`: `key.path=value` overrides applied, the modules its `plugins:` name
     imported (so the task kinds and regularizers they register can be named), then parsed."""
     data, label, base = read_source(source)
+    data = rebase_paths(FinetuneConfig, data, base)  # the file's paths; override values stay the user's own
     data = apply_overrides(data, list(overrides or []))
     load_plugins(data.pop("plugins", None), Where(label).child("plugins"), base)
-    return finetune_config(data, Where(label), base)
+    return finetune_config(data, Where(label), base, rebase=False)
+
+
+def run_config(config: FinetuneConfig) -> dict[str, Any]:
+    """The config as the run folder's config.yaml holds it under `finetune` (paths absolute); `--resume`
+    compares it with the stored one."""
+    return rebase_paths(FinetuneConfig, to_plain(config), Path.cwd())
 
 
 def _first(items: list) -> Any:
@@ -205,6 +218,7 @@ class Finetuning:
 
     def __init__(self, config: FinetuneConfig) -> None:
         config.validate()  # a config built in Python gets the checks (and the regularizer aliases) a file gets
+        seed_everything(config.seed)  # before anything random is built: same config and seed, same run
         self.config = config
         self.tokenizer = load_tokenizer(config.tokenizer or config.model)
         self.tasks = {name: read_task(name, task, self.tokenizer, config.on_error, config.seed)
@@ -313,14 +327,16 @@ class Finetuning:
             train = dataclasses.replace(train, eval_every=max(1, per_epoch))
         stage = Stage()
         trainer = Trainer(self.model, train_data, train, stage_dir, collate=collate, eval_data=eval_data,
-                          eval_collate=eval_collate, run_config={"finetune": to_plain(config)},
+                          eval_collate=eval_collate, run_config={"finetune": run_config(config)},
                           callbacks=self._callbacks(stage), param_groups=self._param_groups(train),
                           evaluator=self._evaluator(with_dev, train.batch_size) if with_dev else None)
         result = trainer.train(resume=resume)
         seconds = time.perf_counter() - start
         if result.stopped == "interrupted":  # scores of a half-trained model must not pass for results
-            raise BertologyError(f"training was interrupted at step {result.step} (checkpoint: "
-                                 f"{result.last_checkpoint}); run the same command with --resume to finish it")
+            raise RunInterrupted(f"fine-tuning was interrupted at step {result.step} by "
+                                 f"{result.stop_signal or 'a signal'} (checkpoint: {result.last_checkpoint}); "
+                                 "nothing was exported. "
+                                 "Run the same command with --resume to finish it", result.stop_signal)
         for regularizer in self.regularizers:
             regularizer.finish(self.model, stage)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)

@@ -23,7 +23,7 @@ from ..data.collate import PretrainingCollator
 from ..data.formats import FormatConfig, PretrainingDataset, Specials, split_documents
 from ..data.maskers import MaskingConfig, build_masker
 from ..data.shards import TokenCorpus
-from ..errors import ConfigError
+from ..errors import ConfigError, RunInterrupted
 from ..models.config import BertConfig, preset_names
 from ..models.family import FAMILIES, Family, FamilyPretraining, VocabInfo, family_for_config
 from ..models.pretrained import load, read_config
@@ -31,6 +31,7 @@ from ..objectives import OBJECTIVES, PretrainingModel, objective_classes, object
 from ..tokenization import BaseTokenizer, load_tokenizer, save_for_model
 from ..training import TrainConfig, Trainer, TrainResult
 from ..training.data import ResumableLoader
+from ..training.seeding import seed_everything
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import (
@@ -43,7 +44,7 @@ from ..utils.typed import (
     to_plain,
     unknown_fields,
 )
-from .config import load_run_config, recipe_names
+from .config import load_run_config, rebase_paths, recipe_names
 
 __all__ = ["ModelSpec", "PretrainConfig", "Pretraining", "apply_overrides", "load_config", "recipe_names"]
 
@@ -56,7 +57,7 @@ class ModelSpec:
     family: str = "bert"
     preset: str = "mini"
     #: continue from this folder (its config.json then decides the architecture; preset and fields are unused)
-    from_pretrained: str | None = None
+    from_pretrained: str | None = field(default=None, metadata={"path": True})
     #: fields of the family's config class; vocabulary, padding and position sizes default to the tokenizer's
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -129,9 +130,10 @@ class PretrainConfig:
     """A pretraining run. Every section is parsed and checked when the file is loaded, including those the
     run will not use (masking in an SOP-only run, options of objectives not chosen)."""
 
-    corpus: str | None = None
-    tokenizer: str | None = None
-    run_dir: str = "runs/pretrain"
+    #: paths in a config file are relative to the file's folder (in a recipe, to the working directory)
+    corpus: str | None = field(default=None, metadata={"path": True})
+    tokenizer: str | None = field(default=None, metadata={"path": True})
+    run_dir: str = field(default="runs/pretrain", metadata={"path": True})
     seed: int = 42
     #: a ModelSpec once loaded (given as its mapping: its keys depend on the family)
     model: ModelSpec | dict = field(default_factory=lambda: {"preset": "mini"})
@@ -181,6 +183,12 @@ class PretrainConfig:
         data = to_plain(self)
         data["model"] = self.model.to_dict()
         return data
+
+
+def run_config(config: PretrainConfig) -> dict[str, Any]:
+    """The config as the run folder's config.yaml holds it (paths absolute, so it loads back from anywhere);
+    `--resume` compares it with the stored one."""
+    return rebase_paths(PretrainConfig, config.to_dict(), Path.cwd())
 
 
 def load_config(source: str, overrides: list[str] | None = None) -> PretrainConfig:
@@ -245,6 +253,7 @@ class Pretraining:
 
     @classmethod
     def build(cls, config: PretrainConfig) -> Pretraining:
+        seed_everything(config.seed)  # before anything random is built: same config and seed, same run
         tokenizer = load_tokenizer(config.tokenizer)
         corpus = TokenCorpus(config.corpus)
         if corpus.vocab_size != tokenizer.vocab_size:
@@ -275,8 +284,13 @@ class Pretraining:
         start = time.perf_counter()
         trainer = Trainer(self.model, self.train_set, self.train_config, self.config.run_dir,
                           collate=self.collator, eval_data=self.eval_set,
-                          run_config=self.config.to_dict())
+                          run_config=run_config(self.config))
         result = trainer.train(resume=resume)
+        if result.stopped == "interrupted":  # not finished: no model/, no report; the checkpoint resumes it
+            raise RunInterrupted(f"pretraining was interrupted at step {result.step} by "
+                                 f"{result.stop_signal or 'a signal'} (checkpoint: {result.last_checkpoint}); "
+                                 "nothing was exported. "
+                                 "Run the same command with --resume to finish it", result.stop_signal)
         if trainer.world.is_main:
             self.export_tokenizer(trainer.model_dir)
         if trainer.world.is_main and self.eval_set is not None:

@@ -493,6 +493,8 @@ def as_files(source: Any) -> list[str] | None:
         return None
     for p in items:
         if not os.path.isfile(p):
+            if os.path.exists(p):
+                raise ValueError(f"training file {p} is not a regular file")
             raise FileNotFoundError(f"training file {p} does not exist")
     return [os.fspath(p) for p in items]
 

@@ -5,9 +5,10 @@ from .checkpoints import CheckpointManager, CheckpointStore
 from .config import TrainConfig
 from .data import ResumableLoader, batch_seed
 from .protocol import StepOutput, as_step_output
+from .seeding import seed_everything
 from .trainer import Trainer, TrainingDiverged, TrainResult
 
 __all__ = [
     "Callback", "CheckpointManager", "CheckpointStore", "ResumableLoader", "StepOutput", "TrainConfig", "TrainResult", "Trainer",
-    "TrainingDiverged", "as_step_output", "batch_seed",
+    "TrainingDiverged", "as_step_output", "batch_seed", "seed_everything",
 ]

@@ -39,7 +39,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from ..errors import CheckpointError
-from ..utils.io import fsync_dir
+from ..utils.io import check_free_space, fsync_dir, translate_os_errors, translate_write_errors
 
 logger = logging.getLogger("bertology")
 
@@ -49,7 +49,9 @@ OPTIMIZER_FILE = "optimizer.pt"
 CALLBACKS_FILE = "callbacks.safetensors"
 STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "config.yaml"
+DAMAGED_DIR = "damaged"  # damaged checkpoints are moved here: kept for inspection, out of rotation
 _STEP_DIR = re.compile(r"step-(\d{8})\Z")
+_SPACE_MARGIN = 1 << 20  # bytes beyond the expected size a checkpoint write wants free (manifest, metadata)
 
 
 def _step_name(step: int) -> str:
@@ -75,6 +77,27 @@ def _sha256(path: Path) -> str:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+def _write_file(path: Path, write) -> None:
+    """Call `write()` to write `path`; a file-system failure becomes a FileSystemError naming the path.
+
+    torch.save reports a short write as `RuntimeError: [enforce fail at inline_container.cc] ... unexpected
+    pos`, without the cause: `translate_write_errors` finds it (see there).
+    """
+    with translate_write_errors(path, "write checkpoint file"):
+        write()
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor in a (nested) state: what saving it will take, near enough."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 # ------------------------------------------------------------------------------------ random states
@@ -124,30 +147,53 @@ class CheckpointManager:
 
     def begin(self, step: int) -> Path:
         """A fresh temporary folder to write step `step` into."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.temp_path(step)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
+        with translate_os_errors(tmp, "create checkpoint folder"):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
         return tmp
+
+    def abort(self, tmp: Path) -> None:
+        """Remove a temporary folder whose write failed: no partial checkpoint is left behind."""
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def previous_bytes(self) -> int:
+        """The size of the newest checkpoint on disk (0 if none): what the next one will take, near enough."""
+        found = self.list()
+        if not found:
+            return 0
+        total = 0
+        for path in found[-1].path.iterdir():
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
+
+    def check_space(self, expected: int) -> None:
+        """Refuse a checkpoint write before it starts when the disk cannot hold `expected` bytes."""
+        check_free_space(self.folder, expected + _SPACE_MARGIN, "a checkpoint")
 
     def commit(self, tmp: Path, step: int) -> Checkpoint:
         """Seal a temporary folder: fsync, manifest, rename into place, rotate old checkpoints."""
-        files = sorted(p for p in tmp.iterdir() if p.is_file())
-        manifest = {}
-        for path in files:
-            _fsync_file(path)
-            manifest[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as handle:
-            json.dump({"step": step, "files": manifest}, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        fsync_dir(tmp)
-        final = self.folder / _step_name(step)
-        old = self.folder / f".old-{_step_name(step)}"
-        if final.exists():  # saved twice at one step (e.g. best, then end of run): swap, never a gap
-            os.replace(final, old)
-        os.replace(tmp, final)
+        with translate_os_errors(tmp, "seal checkpoint"):
+            files = sorted(p for p in tmp.iterdir() if p.is_file())
+            manifest = {}
+            for path in files:
+                _fsync_file(path)
+                manifest[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            with open(tmp / MANIFEST, "w", encoding="utf-8") as handle:
+                json.dump({"step": step, "files": manifest}, handle, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            fsync_dir(tmp)
+            final = self.folder / _step_name(step)
+            old = self.folder / f".old-{_step_name(step)}"
+            if final.exists():  # saved twice at one step (e.g. best, then end of run): swap, never a gap
+                os.replace(final, old)
+            os.replace(tmp, final)
         fsync_dir(self.folder)
         shutil.rmtree(old, ignore_errors=True)
         self._rotate()
@@ -192,23 +238,53 @@ class CheckpointManager:
         if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or not manifest["files"]:
             return f"{MANIFEST} lists no files"
         for name, meta in manifest["files"].items():
+            if (not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", "..")
+                    or not isinstance(meta, dict) or not isinstance(meta.get("bytes"), int)
+                    or isinstance(meta.get("bytes"), bool) or not isinstance(meta.get("sha256"), str)):
+                return f"{MANIFEST} has a malformed entry for {name!r}"
             path = checkpoint.path / name
-            if not path.is_file():
-                return f"{name} is missing"
-            if path.stat().st_size != meta["bytes"]:
-                return f"{name} has {path.stat().st_size} bytes, the manifest says {meta['bytes']}"
-            if _sha256(path) != meta["sha256"]:
-                return f"{name} does not match its checksum"
+            try:
+                if not path.is_file():
+                    return f"{name} is missing"
+                if path.stat().st_size != meta["bytes"]:
+                    return f"{name} has {path.stat().st_size} bytes, the manifest says {meta['bytes']}"
+                if _sha256(path) != meta["sha256"]:
+                    return f"{name} does not match its checksum"
+            except OSError as exc:
+                return f"{name} cannot be read ({exc.__class__.__name__})"
         return None
 
-    def latest_valid(self) -> Checkpoint | None:
-        """The newest intact checkpoint; damaged newer ones are reported and skipped."""
+    def latest_valid(self, set_aside: bool = False) -> Checkpoint | None:
+        """The newest intact checkpoint; damaged newer ones are reported and skipped.
+
+        With `set_aside` (one process only), each damaged one is moved into `damaged/` beside the
+        checkpoints, where rotation does not count it, and the warning names where it went.
+        """
         for checkpoint in reversed(self.list()):
             problem = self.verify(checkpoint)
             if problem is None:
                 return checkpoint
-            logger.warning("checkpoint %s is damaged (%s); falling back to an older one", checkpoint.path, problem)
+            moved = self._set_aside(checkpoint) if set_aside else None
+            if moved is not None:
+                logger.warning("checkpoint %s is damaged (%s); moved it to %s and falling back to an older one",
+                               checkpoint.path, problem, moved)
+            else:
+                logger.warning("checkpoint %s is damaged (%s); falling back to an older one",
+                               checkpoint.path, problem)
         return None
+
+    def _set_aside(self, checkpoint: Checkpoint) -> Path | None:
+        target = self.folder / DAMAGED_DIR / checkpoint.path.name
+        n = 1
+        while target.exists():
+            target = self.folder / DAMAGED_DIR / f"{checkpoint.path.name}.{n}"
+            n += 1
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(checkpoint.path, target)
+        except OSError:
+            return None
+        return target
 
 
 class CheckpointStore(CheckpointManager):
@@ -223,10 +299,13 @@ class CheckpointStore(CheckpointManager):
                             optimizer_shard: dict[str, Any] | None = None) -> None:
         """What each process writes itself: its random state, and its optimizer shard when sharded (FSDP)."""
         json_rng, tensor_rng = rng_state()
-        save_file(tensor_rng, str(folder / _rng_file(rank, ".safetensors")))
-        (folder / _rng_file(rank, ".json")).write_text(json.dumps(json_rng), encoding="utf-8")
+        path = folder / _rng_file(rank, ".safetensors")
+        _write_file(path, lambda: save_file(tensor_rng, str(path)))
+        path_json = folder / _rng_file(rank, ".json")
+        _write_file(path_json, lambda: path_json.write_text(json.dumps(json_rng), encoding="utf-8"))
         if optimizer_shard is not None:
-            torch.save(optimizer_shard, folder / _sharded_optimizer_file(rank))
+            shard = folder / _sharded_optimizer_file(rank)
+            _write_file(shard, lambda: torch.save(optimizer_shard, shard))
 
     def write_main_files(
         self,
@@ -241,21 +320,36 @@ class CheckpointStore(CheckpointManager):
         """What the main process writes once for all: weights, the unsharded optimizer, callbacks, state, config.
 
         `model` is the module, or its full state dict where one had to be gathered (FSDP);
-        `optimizer_state` is None when each process wrote its own shard.
+        `optimizer_state` is None when each process wrote its own shard. Before writing, the free space is
+        checked against the previous checkpoint's size (or, for the first, the state's tensor bytes).
         """
-        if isinstance(model, nn.Module):
-            save_model(model, str(folder / MODEL_FILE))
-        else:
-            save_file({k: v.contiguous() for k, v in model.items()}, str(folder / MODEL_FILE))
-        if optimizer_state is not None:
-            torch.save(optimizer_state, folder / OPTIMIZER_FILE)
         flat = {f"{i}.{k}": v.detach().cpu().contiguous() for i, state in enumerate(callback_states)
                 for k, v in state.items()}
+        expected = self.previous_bytes() or (
+            _tensor_bytes(model.state_dict() if isinstance(model, nn.Module) else model)
+            + _tensor_bytes(optimizer_state) + _tensor_bytes(flat))
+        self.check_space(expected)
+        model_path = folder / MODEL_FILE
+        if isinstance(model, nn.Module):
+            _write_file(model_path, lambda: save_model(model, str(model_path)))
+        else:
+            _write_file(model_path, lambda: save_file({k: v.contiguous() for k, v in model.items()},
+                                                      str(model_path)))
+        if optimizer_state is not None:
+            optimizer_path = folder / OPTIMIZER_FILE
+            _write_file(optimizer_path, lambda: torch.save(optimizer_state, optimizer_path))
         if flat:
-            save_file(flat, str(folder / CALLBACKS_FILE))
-        (folder / STATE_FILE).write_text(json.dumps(trainer_state, indent=1), encoding="utf-8")
-        with open(folder / CONFIG_FILE, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(run_config, handle, sort_keys=False, allow_unicode=True)
+            callbacks_path = folder / CALLBACKS_FILE
+            _write_file(callbacks_path, lambda: save_file(flat, str(callbacks_path)))
+        state_path = folder / STATE_FILE
+        _write_file(state_path, lambda: state_path.write_text(json.dumps(trainer_state, indent=1), encoding="utf-8"))
+        config_path = folder / CONFIG_FILE
+
+        def write_config() -> None:
+            with open(config_path, "w", encoding="utf-8") as handle:
+                yaml.safe_dump(run_config, handle, sort_keys=False, allow_unicode=True)
+
+        _write_file(config_path, write_config)
 
     # ------------------------------------------------------------------------------------- reading
     def read_trainer_state(self, checkpoint: Checkpoint) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, translate_os_errors
 
 logger = logging.getLogger("bertology")
 
@@ -50,7 +50,7 @@ class MetricsLog:
             tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with translate_os_errors(self.path, "append to"), open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
             handle.flush()
         if self.writer is not None:

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import random
 import signal
 import threading
 import time
@@ -21,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import BertologyError, CheckpointError
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write, check_writable
 from .callbacks import Callback
 from .checkpoints import Checkpoint, CheckpointStore
 from .config import TrainConfig
@@ -38,6 +36,7 @@ from .metrics_log import MetricsLog, plot_curves
 from .optim import build_optimizer, build_scheduler
 from .peak import matmul_peak_flops, training_flops
 from .protocol import StepOutput, as_step_output
+from .seeding import seed_everything
 
 logger = logging.getLogger("bertology")
 
@@ -56,12 +55,8 @@ class TrainResult:
     best_step: int | None = None
     best_value: float | None = None
     skipped_steps: int = 0
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    #: the signal that interrupted the run (SIGINT, SIGTERM), or None
+    stop_signal: str | None = None
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -158,16 +153,18 @@ class Trainer:
         cfg, world = self.config, self.world
         seed_everything(cfg.seed)
         if world.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            check_writable(self.run_dir, "the run folder")  # a clear error now, not after the first steps
             self.checkpoints.clean_partial()
             with atomic_write(self.run_dir / "config.yaml") as handle:
                 yaml.safe_dump(self.run_config, handle, sort_keys=False, allow_unicode=True)
         world.barrier()
         log = MetricsLog(self.run_dir, cfg.tensorboard) if world.is_main else None
         if resume:
-            checkpoint = self.checkpoints.latest_valid()
+            checkpoint = self.checkpoints.latest_valid(set_aside=world.is_main)
             if checkpoint is None:
                 logger.warning("--resume: no complete checkpoint in %s; starting from scratch", self.checkpoints.folder)
+                if log is not None:
+                    log.rewind(0)  # the restarted run logs every step again
             else:
                 self._load(checkpoint)
                 if log is not None:
@@ -192,7 +189,7 @@ class Trainer:
         if self.step != self.last_saved_step:
             self._save()
         result = TrainResult(self.step, stopped, self.run_dir, self._last_path(), self.best_step, self.best_value,
-                             self.skipped_steps)
+                             self.skipped_steps, self._stop_signal if stopped == "interrupted" else None)
         if world.is_main:
             self._finish(log, result)
         world.barrier()
@@ -396,7 +393,8 @@ class Trainer:
                        "best_value": result.best_value, "skipped_steps": result.skipped_steps,
                        "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None},
                       handle, indent=2)
-        if hasattr(self.raw, "save_pretrained") and not self.fsdp:
+        # an interrupted run is not finished: its model is not exported as if it were (resume it instead)
+        if result.stopped != "interrupted" and hasattr(self.raw, "save_pretrained") and not self.fsdp:
             self.raw.save_pretrained(self.model_dir)
 
     @property
@@ -431,18 +429,23 @@ class Trainer:
         tmp = store.begin(self.step) if world.is_main else store.temp_path(self.step)
         world.barrier()
         full_state = self._model_state()  # every rank takes part in gathering FSDP shards
-        store.write_process_files(tmp, world.rank, self.optimizer.state_dict() if self.fsdp else None)
-        if world.is_main:
-            store.write_main_files(
-                tmp,
-                model=full_state if full_state is not None else self.raw,
-                optimizer_state=None if self.fsdp else self.optimizer.state_dict(),
-                callback_states=[c.state_dict() for c in self.callbacks],
-                trainer_state=self._trainer_state(),
-                run_config=self.run_config,
-            )
-        world.barrier()
-        checkpoint = store.commit(tmp, self.step) if world.is_main else None
+        try:
+            store.write_process_files(tmp, world.rank, self.optimizer.state_dict() if self.fsdp else None)
+            if world.is_main:
+                store.write_main_files(
+                    tmp,
+                    model=full_state if full_state is not None else self.raw,
+                    optimizer_state=None if self.fsdp else self.optimizer.state_dict(),
+                    callback_states=[c.state_dict() for c in self.callbacks],
+                    trainer_state=self._trainer_state(),
+                    run_config=self.run_config,
+                )
+            world.barrier()
+            checkpoint = store.commit(tmp, self.step) if world.is_main else None
+        except BaseException:
+            if world.is_main:
+                store.abort(tmp)  # no partial checkpoint left; the earlier ones are untouched
+            raise
         world.barrier()
         self.last_saved_step = self.step
         return checkpoint
