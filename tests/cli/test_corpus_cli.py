@@ -65,3 +65,28 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["corpus", "prepare", str(tmp_path / "in.txt"), "-o", str(tmp_path / "used"),
                  "--tokenizer", str(minilm_dir()), "--no-progress"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_english_prepares_without_jieba_installed_and_chinese_says_what_is_missing(tmp_path):
+    """A core install has no Chinese tools: English text must prepare (with worker processes too), and
+    Chinese text must name the missing package in one line."""
+    import subprocess
+    import sys
+
+    from bertology.assets import minilm_dir
+
+    (tmp_path / "en.txt").write_text("The cat sat on the mat. It was happy.\n\nA second document here.\n",
+                                     encoding="utf-8")
+    (tmp_path / "zh.txt").write_text("我们今天去北京。\n", encoding="utf-8")
+    blocked = "import sys; sys.modules['jieba'] = None; from bertology.cli.main import main; sys.exit(main())"
+
+    def prepare(name: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", blocked, "corpus", "prepare", str(tmp_path / name), "-o",
+                               str(tmp_path / f"out-{name}"), "--tokenizer", str(minilm_dir()), "--no-progress",
+                               *extra], capture_output=True, text=True, timeout=120)
+
+    for extra in ((), ("--language", "en"), ("--workers", "1")):
+        result = prepare("en.txt", *extra, "--overwrite")
+        assert result.returncode == 0, result.stderr
+    result = prepare("zh.txt")
+    assert result.returncode == 2 and "jieba" in result.stderr and "Traceback" not in result.stderr

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import BertologyError, ConfigError
 from ..tokenization.words import (
     cjk_token_table,
     continuation_table,
@@ -373,8 +373,11 @@ def _results(batches: Iterable[list[tuple[str, str]]], options: _Options,
             for batch in batches:
                 yield processor(batch)
         return
-    if options.chinese_words == "jieba":
-        load_jieba()  # load the dictionary once, before forking, so workers share it
+    if options.chinese_words == "jieba" and options.language != "en":
+        # load the dictionary once, before forking, so workers share it; without jieba installed an English
+        # corpus still prepares, and Chinese text says what is missing when it shows up
+        with contextlib.suppress(BertologyError):
+            load_jieba()
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with _env(TOKENIZERS_PARALLELISM="false"), context.Pool(workers, _init_worker, (options,)) as pool:

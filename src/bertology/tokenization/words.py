@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bertology.errors import BertologyError
 from bertology.tokenization.pinyin import has_cjk
 
 __all__ = ["cjk_token_table", "continuation_table", "load_jieba", "mark_jieba_starts", "unk_id", "word_id_starts"]
@@ -83,8 +84,9 @@ def load_jieba() -> Any:
 
     try:
         import jieba
-    except ImportError as exc:
-        raise ImportError("Chinese word starts need jieba: pip install 'bertology[data]'") from exc
+    except ImportError:
+        raise BertologyError("Chinese word starts need jieba, which is not installed: pip install "
+                             "'bertology[data]' (or prepare with --chinese-words none)") from None
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
     return jieba
