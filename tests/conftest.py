@@ -53,3 +53,10 @@ def tiny_tokenizer() -> WordPieceTokenizer:
     one token each, plus the Latin letters, digits and punctuation those lines hold. Shared: keep it as is."""
     lines = ["".join(words) for words in islice(peoples_daily_sentences(), 400)]
     return WordPieceTokenizer.train(iter(lines), vocab_size=2500, limit_alphabet=2500, min_frequency=1)
+
+
+@pytest.fixture(autouse=True)
+def _peak_cache(tmp_path_factory, monkeypatch) -> None:
+    """Keep the measured matmul peak (training/peak.py) out of the real home: one cache for the session."""
+    folder = tmp_path_factory.getbasetemp() / "bertology-cache"
+    monkeypatch.setenv("BERTOLOGY_CACHE", str(folder))

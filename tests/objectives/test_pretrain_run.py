@@ -203,3 +203,12 @@ def test_ambert_recipe_trains_both_granularities(chinese, tmp_path):
         out = model.eval()(**batch)
     assert out.coarse.last_hidden_state.shape[:2] == batch["coarse_ids"].shape
     assert (batch["coarse_ids"] > 4).any()  # words of the run's coarse vocabulary
+
+
+def test_cli_pretrain_on_the_cpu(chinese, tmp_path, capsys):
+    run = tmp_path / "cpu"
+    args = ["pretrain", "bert", "--device", "cpu"] + [x for o in _overrides(chinese, run, steps=2)
+                                                      for x in ("--set", o)]
+    assert main(args) == 0
+    assert "finished at step 2" in capsys.readouterr().out
+    assert load_config(str(run / "config.yaml")).train.device == "cpu"

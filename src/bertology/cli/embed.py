@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..device import add_device_flag
 from ..models.pooling import POOLERS
 from ..utils.io import atomic_path, atomic_write
 
@@ -25,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalize", action="store_true", help="scale each embedding to unit length")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens")
-    p.add_argument("--bf16", action="store_true", help="run under bfloat16 autocast (fast on AMX CPUs)")
+    p.add_argument("--bf16", action="store_true",
+                   help="run under bfloat16 autocast on the chosen device (fast on GPUs and AMX CPUs)")
+    add_device_flag(p)
     p.set_defaults(run=run)
 
 
@@ -43,12 +46,14 @@ def _read_lines(source: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
     from ..inference import SentenceEncoder  # torch import deferred so `--help` is instant
 
+    device = resolve_device(args.device or "auto")  # before any text or weights are read
     texts = _read_lines(args.input)
     encoder = SentenceEncoder.from_pretrained(
         args.model, pooling=args.pooling, normalize=args.normalize, batch_size=args.batch_size,
-        max_length=args.max_length, bf16=args.bf16,
+        max_length=args.max_length, bf16=args.bf16, device=device,
     )
     vectors = encoder.encode(texts, progress=args.output != "-" and sys.stderr.isatty())
     if args.output.endswith(".npy"):

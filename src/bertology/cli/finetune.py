@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..device import add_device_flag
 from .pretrain import add_run_folder_flags
 
 
@@ -20,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set method=lora --set train.epochs=3 (repeatable)")
     p.add_argument("--run-dir", help="run folder (same as --set run_dir=...)")
+    add_device_flag(p, "the config's train.device, auto: CUDA when present, else the CPU; "
+                       "same as --set train.device=...")
     add_run_folder_flags(p)
     p.set_defaults(run=run_finetune)
 
@@ -31,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad rows: stop or skip")
     e.add_argument("-o", "--output", help="write the metrics as JSON here")
     e.add_argument("--batch-size", type=int, default=64)
+    add_device_flag(e)
     e.set_defaults(run=run_evaluate)
 
     r = sub.add_parser("predict", help="label a file with a fine-tuned model, JSONL out",
@@ -41,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--task", help="task name (default: the model's first task)")
     r.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad rows: stop or skip")
     r.add_argument("--batch-size", type=int, default=64)
+    add_device_flag(r)
     r.set_defaults(run=run_predict)
 
     d = sub.add_parser("task-data", help="write a real task's train/dev/test files from installed corpora",
@@ -56,10 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
     from ..runs.finetune import Finetuning, load_config, run_config
     from ..runs.guard import claim_run_folder
 
+    if args.device:
+        resolve_device(args.device)  # a device that is not present: one error before anything is loaded
     overrides = list(args.overrides) + ([f"run_dir={args.run_dir}"] if args.run_dir else [])
+    overrides += [f"train.device={args.device}"] if args.device else []
     config = load_config(args.config, overrides)
     with claim_run_folder(config.run_dir, lambda stored: stored.get("finetune"), run_config(config),
                           args.resume, args.overwrite, args.force):
@@ -68,13 +77,15 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
     from ..finetuning.session import load_for_inference
     from ..utils.io import atomic_write, check_writable
     from ..utils.table import print_table
 
+    device = resolve_device(args.device or "auto")  # before any model or data is loaded
     if args.output:
         check_writable(args.output, "the metrics file", folder=False)  # before scoring, not after
-    session = load_for_inference(args.model, args.task)
+    session = load_for_inference(args.model, args.task, str(device))
     task = session.read(args.data, "eval", args.on_error, require_labels=True)
     metrics = session.evaluate(task, args.batch_size)
     print_table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
@@ -87,11 +98,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
     from ..finetuning.session import load_for_inference
     from ..utils.io import check_writable
 
+    device = resolve_device(args.device or "auto")  # before any model or data is loaded
     check_writable(args.output, "the predictions file", folder=False)  # before predicting, not after
-    session = load_for_inference(args.model, args.task)
+    session = load_for_inference(args.model, args.task, str(device))
     task = session.read(args.input, "predict", args.on_error, require_labels=False)
     count = session.write_predictions(task, Path(args.output), args.batch_size)
     skipped = task.skipped.get("predict", 0)

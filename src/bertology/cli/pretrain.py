@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..device import add_device_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pretrain an encoder from a YAML config or a recipe",
@@ -19,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", help="prepared corpus folder (same as --set corpus=...)")
     p.add_argument("--tokenizer", help="tokenizer folder (same as --set tokenizer=...)")
     p.add_argument("--run-dir", help="run folder (same as --set run_dir=...)")
+    add_device_flag(p, "the config's train.device, auto: CUDA when present, else the CPU; "
+                       "same as --set train.device=...")
     add_run_folder_flags(p)
     p.add_argument("--list-recipes", action="store_true", help="print the recipe names and exit")
     p.set_defaults(run=run)
@@ -36,6 +40,7 @@ def add_run_folder_flags(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
     from ..runs.guard import claim_run_folder
     from ..runs.pretrain import Pretraining, load_config, recipe_names, run_config
 
@@ -44,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise ValueError("give a config file or a recipe name (see --list-recipes)")
-    overrides = list(args.overrides)
+    if args.device:
+        resolve_device(args.device)  # a device that is not present: one error before anything is loaded
+    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     for key in ("corpus", "tokenizer", "run_dir"):
         value = getattr(args, key)
         if value:

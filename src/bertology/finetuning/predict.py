@@ -28,6 +28,15 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _to(value: Any, device: torch.device) -> Any:
+    """A tensor on `device`: to a GPU through page-locked memory, so the copy does not block the host."""
+    if not isinstance(value, torch.Tensor) or value.device == device:
+        return value
+    if device.type == "cuda" and value.device.type == "cpu":
+        value = value.pin_memory()
+    return value.to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def task_logits(model: TaskModel, task: str, features: Sequence[dict], collate: Callable, batch_size: int = 64,
                 bf16: bool = False, progress: bool = False) -> list[np.ndarray]:
@@ -38,7 +47,7 @@ def task_logits(model: TaskModel, task: str, features: Sequence[dict], collate: 
     out: list[np.ndarray | None] = [None] * len(features)
     for indices in tqdm(_batches(features, batch_size), disable=not progress, desc="predicting", unit="batch"):
         batch = collate([features[i] for i in indices])
-        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        batch = {k: _to(v, device) for k, v in batch.items()}
         for key in model.heads[task].kind.target_keys:
             batch.pop(key, None)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -67,7 +76,7 @@ def cache_features(model: TaskModel, task: str, features: Sequence[dict], collat
     for indices in tqdm(_batches(features, batch_size), desc="caching features", unit="batch", leave=False,
                         disable=not progress):
         batch = collate([features[i] for i in indices])
-        inputs = {k: v.to(device) for k, v in batch.items() if k not in head.kind.target_keys and k != "cached"}
+        inputs = {k: _to(v, device) for k, v in batch.items() if k not in head.kind.target_keys and k != "cached"}
         inputs, _, groups = head.kind.group(inputs, None)  # multiple choice: (batch, choices, seq) -> rows
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             hidden = model.encode(**inputs)

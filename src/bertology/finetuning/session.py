@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..device import resolve_device
 from ..errors import ConfigError, DataError
 from ..tokenization import load_tokenizer
 from ..utils.io import atomic_write
@@ -76,10 +77,12 @@ def _labels_of(example: Any) -> set[str]:
     return {label}
 
 
-def load_for_inference(folder: str | os.PathLike, task: str | None = None) -> Session:
-    """The model in `folder` with task `task` (default its first), its tokenizer and how it read data."""
+def load_for_inference(folder: str | os.PathLike, task: str | None = None, device: str = "auto") -> Session:
+    """The model in `folder` with task `task` (default its first) on `device` (auto: CUDA when present, else
+    the CPU), its tokenizer and how it read data."""
     folder = Path(folder)
-    model = TaskModel.from_pretrained(folder).eval()
+    target = resolve_device(device)  # a device that is not present fails before the weights are read
+    model = TaskModel.from_pretrained(folder).eval().to(target)
     name = task or model.default_task
     if name not in model.heads:
         raise ConfigError(f"{folder}: no task {name!r}; the model has {list(model.heads)}")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..device import resolve_device
 from ..models.bert import BertModel
 from ..models.pooling import pool
 from ..tokenization import BaseTokenizer, Tokenizer
@@ -30,8 +31,12 @@ class SentenceEncoder:
         max_length: int | None = None,
         bf16: bool = False,
         sort_by_length: bool = True,
+        device: str | torch.device = "auto",
     ) -> None:
-        self.model = model.eval()
+        """`device`: auto (CUDA when present, else the CPU), cpu, cuda, cuda:N or a torch.device; the model is
+        moved there and batches follow it (through pinned memory to a GPU)."""
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.normalize = normalize
@@ -47,6 +52,8 @@ class SentenceEncoder:
         without one fails before any weights are loaded."""
         from ..assets import model_path
 
+        if not isinstance(kwargs.get("device", "auto"), torch.device):
+            resolve_device(kwargs.get("device", "auto"))  # a device that is not present: before any loading
         folder = str(model_path(folder))
         BertModel.config_class.from_pretrained(folder)  # not a model folder: say so before anything else
         tokenizer = Tokenizer.from_pretrained(folder)
@@ -66,16 +73,19 @@ class SentenceEncoder:
         texts = list(texts)
         width = self.model.config.hidden_size
         out = np.zeros((len(texts), width), dtype=np.float32)
-        autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext())
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext())
+        gpu = self.device.type == "cuda"
         bar = tqdm(total=len(texts), unit="text", disable=not progress, desc="embedding")
         for rows in self._batches(texts):
             batch = self.tokenizer([texts[i] for i in rows], max_length=self.max_length, truncation=True,
                                    padding=True, return_tensors="pt")
+            inputs = [batch[k].pin_memory() if gpu else batch[k]
+                      for k in ("input_ids", "attention_mask", "token_type_ids")]
+            input_ids, mask, types = (t.to(self.device, non_blocking=True) for t in inputs)
             with autocast:
-                hidden = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                                    unpad=True).last_hidden_state
-            vectors = pool(hidden.float(), batch["attention_mask"], self.pooling, self.normalize)
-            out[rows] = vectors.numpy()
+                hidden = self.model(input_ids, mask, types, unpad=True).last_hidden_state
+            vectors = pool(hidden.float(), mask, self.pooling, self.normalize)
+            out[rows] = vectors.cpu().numpy()
             bar.update(len(rows))
         bar.close()
         return out

@@ -37,6 +37,7 @@ LOCK_NAME = ".lock"
 HARMLESS = frozenset({
     "max_steps", "epochs", "log_every", "eval_every", "save_every", "keep_last", "progress", "plot", "tensorboard",
     "num_workers", "early_stopping_patience", "max_bad_steps", "run_dir",
+    "device",
 })
 
 

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..device import check_device_name
 from ..errors import ConfigError
 from ..utils.typed import check_fields, from_mapping
 
@@ -59,6 +60,9 @@ class TrainConfig:
     max_bad_steps: int = 20
     # distributed: "ddp" or "fsdp" when launched by torchrun
     distributed: str = "ddp"
+    #: where the run trains: "auto" (CUDA when present, else the CPU), "cpu", "cuda" or "cuda:N"; under
+    #: torchrun each process uses its own GPU (cuda:LOCAL_RANK) when CUDA is present
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -94,6 +98,10 @@ class TrainConfig:
         for name, ok, must in checks:
             if not ok:
                 raise ConfigError(f"{where}field '{name}' must {must}, got {getattr(self, name)!r}")
+        try:
+            check_device_name(self.device)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}field 'device': {exc}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "") -> TrainConfig:

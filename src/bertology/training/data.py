@@ -95,8 +95,10 @@ class _Batches(Dataset):
 class ResumableLoader:
     def __init__(self, dataset: Sequence[Any], batch_size: int, seed: int = 0, collate: Callable | None = None,
                  shuffle: bool = True, drop_last: bool = True, num_workers: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, pin_memory: bool = False) -> None:
+        """`pin_memory`: batches come in page-locked memory, so the copy to a GPU can be non-blocking."""
         self.dataset = dataset
+        self.pin_memory = pin_memory
         self.collate = collate or default_collate
         self.plan = BatchPlan(len(dataset), batch_size, seed, shuffle, drop_last, rank, world_size)
         self.num_workers = num_workers
@@ -112,6 +114,6 @@ class ResumableLoader:
         # Its own generator: a DataLoader otherwise draws its worker seed from the global random state,
         # which would make dropout after a resume differ from an uninterrupted run.
         loader = DataLoader(batches, batch_size=None, sampler=range(start, len(batches)),
-                            num_workers=self.num_workers, persistent_workers=False,
+                            num_workers=self.num_workers, persistent_workers=False, pin_memory=self.pin_memory,
                             generator=torch.Generator().manual_seed(self.plan.seed))
         return iter(loader)

@@ -9,6 +9,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..device import resolve_device
+from ..errors import ConfigError
+
 
 @dataclass
 class World:
@@ -57,8 +60,18 @@ def init_world() -> World:
     return World(rank=rank, size=size, local_rank=local_rank, device=device)
 
 
-def device_for(world: World) -> torch.device:
-    return torch.device("cuda", world.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+def device_for(world: World, requested: str = "auto") -> torch.device:
+    """The device `requested` names (auto: CUDA when present, else the CPU); a process launched by torchrun
+    keeps its own GPU, cuda:LOCAL_RANK, whenever CUDA is present (its process group reduces CUDA tensors)."""
+    device = resolve_device(requested)  # checks the spelling and that the device is present
+    if not world.distributed:
+        return device
+    if torch.cuda.is_available():
+        if device.type == "cpu":
+            raise ConfigError(f"device {requested!r}: under torchrun with CUDA present each process trains on its "
+                              "own GPU (cuda:LOCAL_RANK); use device auto or cuda")
+        return torch.device("cuda", world.local_rank)
+    return torch.device("cpu")
 
 
 def wrap(module: nn.Module, world: World, strategy: str) -> nn.Module:

@@ -34,7 +34,7 @@ from .data import ResumableLoader
 from .distributed import World, device_for, init_world, wrap
 from .metrics_log import MetricsLog, plot_curves
 from .optim import build_optimizer, build_scheduler
-from .peak import matmul_peak_flops, training_flops
+from .peak import encoder_training_flops, matmul_peak_flops, training_flops
 from .protocol import StepOutput, as_step_output
 from .seeding import seed_everything
 
@@ -118,17 +118,18 @@ class Trainer:
         self.evaluator = evaluator
         self.run_dir = Path(run_dir)
         self.world: World = init_world()
-        self.device = device_for(self.world)
+        self.device = device_for(self.world, config.device)
         self.raw = module.to(self.device)
         self.module = wrap(self.raw, self.world, config.distributed)
         self.fsdp = self.world.distributed and config.distributed == "fsdp"
         self.loader = ResumableLoader(train_data, config.batch_size, config.seed, collate, config.shuffle,
-                                      config.drop_last, config.num_workers, self.world.rank, self.world.size)
+                                      config.drop_last, config.num_workers, self.world.rank, self.world.size,
+                                      pin_memory=self.device.type == "cuda")
         self.eval_loader = None
         if eval_data is not None:
             self.eval_loader = ResumableLoader(eval_data, config.batch_size, config.seed, eval_collate or collate,
                                                shuffle=False, drop_last=False, rank=self.world.rank,
-                                               world_size=self.world.size)
+                                               world_size=self.world.size, pin_memory=self.device.type == "cuda")
         self.run_config = {"train": config.to_dict(), **(run_config or {})}
         self.optimizer = build_optimizer(self.raw, config, param_groups)
         per_epoch = max(1, len(self.loader) // config.gradient_accumulation)
@@ -147,6 +148,7 @@ class Trainer:
         self.evals_without_improvement = 0
         self.last_saved_step = -1
         self._stop_signal: str | None = None
+        self._flops_sizes = _encoder_sizes(self.raw)
 
     # ------------------------------------------------------------------------------------- the loop
     def train(self, resume: bool = False) -> TrainResult:
@@ -208,6 +210,7 @@ class Trainer:
                 if micro == 0:
                     for callback in self.callbacks:
                         callback.on_step_start(self)
+                    self._flops_sizes = _encoder_sizes(self.raw)  # after callbacks that (un)freeze layers
                 sync = micro == accum - 1
                 no_sync = (self.module.no_sync() if world.distributed and not sync and not self.fsdp
                            and hasattr(self.module, "no_sync") else contextlib.nullcontext())
@@ -224,7 +227,7 @@ class Trainer:
                     window.discard_step()
                     self._bad_step("loss")
                     continue
-                window.add_micro(out, total, tokens)
+                window.add_micro(out, total, tokens, self._flops(batch, tokens))
                 micro += 1
                 if micro < accum:
                     continue
@@ -369,7 +372,7 @@ class Trainer:
         reduced = self.world.all_reduce_sum([values[k] for k in keys])
         values = {k: v / self.world.size for k, v in zip(keys, reduced, strict=True)}
         tokens = values.pop("_tokens") * self.world.size
-        flops = training_flops(self.raw, tokens) / elapsed
+        flops = values.pop("_flops") * self.world.size / elapsed
         record = {"step": self.step, "split": "train", **values}
         record.update({
             "epoch": self.epoch,
@@ -382,6 +385,22 @@ class Trainer:
             log.write(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                             tok_s=f"{record['tokens_per_s']:.0f}", mfu=f"{100 * record['mfu']:.1f}%")
+
+    def _flops(self, batch: Any, tokens: int) -> float:
+        """Training FLOPs of one micro-batch (see peak.py): counted from the encoder's sizes when the module
+        holds a BERT-family encoder, else the 6 x parameters x tokens estimate."""
+        sizes = self._flops_sizes
+        ids = batch.get("input_ids") if isinstance(batch, dict) else None
+        if sizes is None or not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+            return training_flops(self.raw, tokens)
+        hidden, intermediate, layers, vocab, trainable, mlm = sizes
+        labels = batch.get("labels")
+        predicted = 0
+        if mlm and isinstance(labels, torch.Tensor) and labels.shape == ids.shape:
+            predicted = int((labels != -100).sum())
+        # tokens: the real (unmasked) ones; attention runs over the batch's padded length
+        return encoder_training_flops(hidden, intermediate, layers, vocab, tokens, ids.shape[1], predicted,
+                                      trainable)
 
     def _finish(self, log: MetricsLog | None, result: TrainResult) -> None:
         if log is not None:
@@ -500,6 +519,28 @@ class Trainer:
             signal.signal(sig, old)
 
 
+def _encoder_sizes(module: nn.Module) -> tuple[int, int, int, int, float, bool] | None:
+    """(hidden, intermediate, layers, vocab, trainable fraction, has an MLM head) of the BERT-family encoder
+    inside `module`, or None when it holds none. The trainable fraction is that of the non-embedding
+    weights (LoRA/adapters/frozen layers make it small)."""
+    from ..models.heads import MaskedLMHead
+
+    config = next((getattr(m, "config", None) for m in module.modules()
+                   if all(hasattr(getattr(m, "config", None), k) for k in
+                          ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size"))), None)
+    if config is None:
+        return None
+    total = trainable = 0
+    for name, p in module.named_parameters():
+        if "embed" in name and "norm" not in name:
+            continue
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    mlm = any(isinstance(m, MaskedLMHead) for m in module.modules())
+    return (int(config.hidden_size), int(config.intermediate_size), int(config.num_hidden_layers),
+            int(config.vocab_size), trainable / max(total, 1), mlm)
+
+
 class _Window:
     """Sums since the last log line (losses and metrics averaged per optimizer step)."""
 
@@ -511,23 +552,27 @@ class _Window:
         self.steps = 0
         self.tokens = 0
         self.step_tokens = 0
+        self.flops = 0.0
+        self.step_flops = 0.0
         self.norm = 0.0
 
-    def add_micro(self, out: StepOutput, total: torch.Tensor, tokens: int) -> None:
+    def add_micro(self, out: StepOutput, total: torch.Tensor, tokens: int, flops: float = 0.0) -> None:
         for key, value in _scalars(out, total).items():
             self.micro_sums[key] = self.micro_sums.get(key, 0.0) + value
         self.micro_count += 1
         self.step_tokens += tokens
+        self.step_flops += flops
 
     def discard_step(self) -> None:
-        self.micro_sums, self.micro_count, self.step_tokens = {}, 0, 0
+        self.micro_sums, self.micro_count, self.step_tokens, self.step_flops = {}, 0, 0, 0.0
 
     def end_step(self, grad_norm: float) -> None:
         for key, value in self.micro_sums.items():
             self.sums[key] = self.sums.get(key, 0.0) + value / self.micro_count
         self.micro_sums, self.micro_count = {}, 0
         self.tokens += self.step_tokens
-        self.step_tokens = 0
+        self.flops += self.step_flops
+        self.step_tokens, self.step_flops = 0, 0.0
         self.steps += 1
         self.norm += grad_norm
 
@@ -537,5 +582,6 @@ class _Window:
         record["grad_norm"] = self.norm / max(self.steps, 1)
         record["_seconds"] = now - self.start
         record["_tokens"] = self.tokens
+        record["_flops"] = self.flops
         self.__init__()
         return record
