@@ -94,14 +94,25 @@ class AmbertModel(PreTrainedModel):
         return fine
 
 
+def agreement_gap(fine_logits: torch.Tensor, coarse_logits: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
+    """Mean over examples of ||p_fine - p_coarse||^2, how far the two granularities' predictions are apart:
+    class probabilities for single-label classification, per-label probabilities for multi-label, the
+    predicted values themselves for a one-output head (regression)."""
+    fine, coarse = fine_logits.float(), coarse_logits.float()
+    if multi_label:
+        fine, coarse = fine.sigmoid(), coarse.sigmoid()
+    elif fine.shape[-1] > 1:
+        fine, coarse = fine.softmax(-1), coarse.softmax(-1)
+    return (fine - coarse).pow(2).sum(-1).mean()
+
+
 def agreement_loss(fine_logits: torch.Tensor, coarse_logits: torch.Tensor, combined_logits: torch.Tensor,
                    labels: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
     """AMBERT's fine-tuning loss for classification, as we read the paper: cross-entropy of the fine, coarse
     and combined ([CLS_fine; CLS_coarse]) classifiers, plus `weight` times the squared distance between the
     fine and coarse predicted distributions, which asks the two granularities to agree."""
     ce = sum(F.cross_entropy(logits.float(), labels) for logits in (fine_logits, coarse_logits, combined_logits))
-    gap = (fine_logits.float().softmax(-1) - coarse_logits.float().softmax(-1)).pow(2).sum(-1).mean()
-    return ce + weight * gap
+    return ce + weight * agreement_gap(fine_logits, coarse_logits)
 
 
 def ambert_defaults(spec: Mapping[str, Any], tokenizer: VocabInfo, max_length: int) -> dict[str, Any]:

@@ -149,6 +149,7 @@ class Trainer:
         self.last_saved_step = -1
         self._stop_signal: str | None = None
         self._flops_sizes = _encoder_sizes(self.raw)
+        self._trainable = _trainable_share(self._flops_sizes)
 
     # ------------------------------------------------------------------------------------- the loop
     def train(self, resume: bool = False) -> TrainResult:
@@ -210,7 +211,7 @@ class Trainer:
                 if micro == 0:
                     for callback in self.callbacks:
                         callback.on_step_start(self)
-                    self._flops_sizes = _encoder_sizes(self.raw)  # after callbacks that (un)freeze layers
+                    self._trainable = _trainable_share(self._flops_sizes)  # callbacks may (un)freeze layers
                 sync = micro == accum - 1
                 no_sync = (self.module.no_sync() if world.distributed and not sync and not self.fsdp
                            and hasattr(self.module, "no_sync") else contextlib.nullcontext())
@@ -393,14 +394,14 @@ class Trainer:
         ids = batch.get("input_ids") if isinstance(batch, dict) else None
         if sizes is None or not isinstance(ids, torch.Tensor) or ids.dim() != 2:
             return training_flops(self.raw, tokens)
-        hidden, intermediate, layers, vocab, trainable, mlm = sizes
+        hidden, intermediate, layers, vocab, mlm, _ = sizes
         labels = batch.get("labels")
         predicted = 0
         if mlm and isinstance(labels, torch.Tensor) and labels.shape == ids.shape:
             predicted = int((labels != -100).sum())
         # tokens: the real (unmasked) ones; attention runs over the batch's padded length
         return encoder_training_flops(hidden, intermediate, layers, vocab, tokens, ids.shape[1], predicted,
-                                      trainable)
+                                      self._trainable)
 
     def _finish(self, log: MetricsLog | None, result: TrainResult) -> None:
         if log is not None:
@@ -519,10 +520,10 @@ class Trainer:
             signal.signal(sig, old)
 
 
-def _encoder_sizes(module: nn.Module) -> tuple[int, int, int, int, float, bool] | None:
-    """(hidden, intermediate, layers, vocab, trainable fraction, has an MLM head) of the BERT-family encoder
-    inside `module`, or None when it holds none. The trainable fraction is that of the non-embedding
-    weights (LoRA/adapters/frozen layers make it small)."""
+def _encoder_sizes(module: nn.Module) -> tuple[int, int, int, int, bool, list[nn.Parameter]] | None:
+    """(hidden, intermediate, layers, vocab, has an MLM head, non-embedding weights) of the BERT-family encoder
+    inside `module`, or None when it holds none. Walked once per run; what changes during training (which
+    weights are frozen) is read from the weights list by `_trainable_share`."""
     from ..models.heads import MaskedLMHead
 
     config = next((getattr(m, "config", None) for m in module.modules()
@@ -530,16 +531,19 @@ def _encoder_sizes(module: nn.Module) -> tuple[int, int, int, int, float, bool] 
                           ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size"))), None)
     if config is None:
         return None
-    total = trainable = 0
-    for name, p in module.named_parameters():
-        if "embed" in name and "norm" not in name:
-            continue
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
+    weights = [p for name, p in module.named_parameters() if "embed" not in name or "norm" in name]
     mlm = any(isinstance(m, MaskedLMHead) for m in module.modules())
     return (int(config.hidden_size), int(config.intermediate_size), int(config.num_hidden_layers),
-            int(config.vocab_size), trainable / max(total, 1), mlm)
+            int(config.vocab_size), mlm, weights)
 
+
+def _trainable_share(sizes: tuple | None) -> float:
+    """The trainable share of the non-embedding weights (LoRA, adapters and frozen layers make it small)."""
+    if sizes is None:
+        return 1.0
+    weights = sizes[-1]
+    total = sum(p.numel() for p in weights)
+    return sum(p.numel() for p in weights if p.requires_grad) / max(total, 1)
 
 class _Window:
     """Sums since the last log line (losses and metrics averaged per optimizer step)."""

@@ -5,7 +5,7 @@ Fine-tuning an encoder with two granularities (AMBERT's characters and words) tr
 sentence-level head -- on the fine [CLS] vector, on the coarse one, and on both concatenated, which is the one
 that predicts -- and sums their losses (`finetuning.model.TaskModel`). This regularizer adds `weight` times
 the squared distance between the fine and coarse predicted distributions, as the paper's fine-tuning
-objective does (our reading; `bertology.models.ambert.agreement_loss` is the same formula in one function).
+objective does (our reading; the formula is `bertology.models.ambert.agreement_gap`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
+from ...models.ambert import agreement_gap as ambert_gap
 from .base import REGULARIZERS, Regularizer
 
 __all__ = ["Agreement", "AgreementOptions", "agreement_gap"]
@@ -32,14 +33,8 @@ class AgreementOptions:
 
 
 def agreement_gap(head, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-    """Mean over examples of ||p_fine - p_coarse||^2: class probabilities for single-label classification,
-    per-label probabilities for multi-label, the predicted values themselves otherwise (regression)."""
-    fine, coarse = fine.float(), coarse.float()
-    if getattr(head, "multi_label", False):
-        fine, coarse = fine.sigmoid(), coarse.sigmoid()
-    elif fine.shape[-1] > 1:
-        fine, coarse = fine.softmax(-1), coarse.softmax(-1)
-    return (fine - coarse).pow(2).sum(-1).mean()
+    """The squared distance of the two granularities' predictions for a head (see `models.ambert`)."""
+    return ambert_gap(fine, coarse, multi_label=bool(getattr(head, "multi_label", False)))
 
 
 @REGULARIZERS.register("agreement", options=AgreementOptions)
