@@ -1,0 +1,1 @@
+"""Making encoders smaller and faster: distillation, quantization, pruning, export."""
