@@ -7,10 +7,14 @@ import torch
 ATOL = 1e-5
 
 
-def assert_close(ours: torch.Tensor, theirs: torch.Tensor, what: str = "") -> None:
-    """Same shape, and equal within ATOL (absolute) everywhere."""
+def assert_close(ours: torch.Tensor, theirs: torch.Tensor, what: str = "", real: torch.Tensor | None = None) -> None:
+    """Same shape, and equal within ATOL (absolute) everywhere, or only where `real` (batch, seq) is true
+    (a padded batch's default call packs real tokens and leaves zeros at padding, where transformers has
+    values nobody should read)."""
     ours, theirs = ours.detach().float(), theirs.detach().float()
     assert ours.shape == theirs.shape, f"{what}: shape {tuple(ours.shape)} != {tuple(theirs.shape)}"
+    if real is not None and ours.dim() >= 2 and ours.shape[:2] == real.shape:
+        ours, theirs = ours[real.bool()], theirs[real.bool()]
     diff = (ours - theirs).abs().max().item() if ours.numel() else 0.0
     assert diff <= ATOL, f"{what}: max abs difference {diff:.3g} > {ATOL}"
 

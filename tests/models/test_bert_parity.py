@@ -98,15 +98,21 @@ def test_our_checkpoint_matches_transformers(ours_saved: Pair, impl: str, padded
     assert_close(ours.seq_relationship_logits, theirs.seq_relationship_logits, "NSP logits")
     assert ours.loss is None
 
-    # The fast path (scaled_dot_product_attention, nothing extra asked for) gives the same numbers.
+    # The fast path (scaled_dot_product_attention, nothing extra asked for; a padded batch packed) gives the
+    # same numbers at real tokens, and transformers' everywhere when asked to keep the padding.
+    real = batch.get("attention_mask")
     fast = ours_saved.ours(**batch)
     assert fast.hidden_states is None and fast.attentions is None
-    assert_close(fast.prediction_logits, theirs.prediction_logits, "MLM logits (fast path)")
+    assert_close(fast.prediction_logits, theirs.prediction_logits, "MLM logits (fast path)", real)
     assert_close(fast.seq_relationship_logits, theirs.seq_relationship_logits, "NSP logits (fast path)")
     encoded = ours_saved.ours.bert(**batch)
     reference = theirs_model.bert(**batch)
-    assert_close(encoded.last_hidden_state, reference.last_hidden_state, "last hidden state (fast path)")
+    assert_close(encoded.last_hidden_state, reference.last_hidden_state, "last hidden state (fast path)", real)
     assert_close(encoded.pooler_output, reference.pooler_output, "pooler output")
+    if real is not None:
+        assert torch.count_nonzero(encoded.last_hidden_state[~real.bool()]) == 0, "zeros at padding"
+    kept = ours_saved.ours.bert(**batch, unpad=False)
+    assert_close(kept.last_hidden_state, reference.last_hidden_state, "last hidden state (padded path)")
 
 
 @torch.no_grad()
@@ -116,7 +122,7 @@ def test_full_length_input(ours_saved: Pair):
     batch = _inputs(cfg, padded=True, with_segments=True, seed=5, seq=cfg.max_position_embeddings)
     ours = ours_saved.ours(**batch)
     theirs = ours_saved.sdpa(**batch)
-    assert_close(ours.prediction_logits, theirs.prediction_logits, "MLM logits")
+    assert_close(ours.prediction_logits, theirs.prediction_logits, "MLM logits", batch["attention_mask"])
     assert_close(ours.seq_relationship_logits, theirs.seq_relationship_logits, "NSP logits")
 
 
@@ -139,11 +145,12 @@ def theirs_saved(request, tmp_path_factory):
 
 @torch.no_grad()
 def _compare_pretraining(ours: BertForPreTraining, theirs, batch: dict) -> None:
+    real = batch.get("attention_mask")
     a = ours(**batch, output_hidden_states=True)
     b = theirs(**batch, output_hidden_states=True)
     for i, (x, y) in enumerate(zip(a.hidden_states, b.hidden_states, strict=True)):
-        assert_close(x, y, f"hidden state {i}")
-    assert_close(a.prediction_logits, b.prediction_logits, "MLM logits")
+        assert_close(x, y, f"hidden state {i}", real)
+    assert_close(a.prediction_logits, b.prediction_logits, "MLM logits", real)
     assert_close(a.seq_relationship_logits, b.seq_relationship_logits, "NSP logits")
 
 
@@ -162,11 +169,12 @@ def test_transformers_checkpoint_loads_into_bert_model(theirs_saved):
     theirs, folder, _ = theirs_saved
     ours = BertModel.from_pretrained(folder)  # the heads are not part of a BertModel
     batch = _inputs(ours.config, padded=True, with_segments=True, seed=2)
+    real = batch["attention_mask"]
     a = ours(**batch, output_hidden_states=True)
     b = theirs.bert(**batch, output_hidden_states=True)
     for i, (x, y) in enumerate(zip(a.hidden_states, b.hidden_states, strict=True)):
-        assert_close(x, y, f"hidden state {i}")
-    assert_close(a.last_hidden_state, b.last_hidden_state, "last hidden state")
+        assert_close(x, y, f"hidden state {i}", real)
+    assert_close(a.last_hidden_state, b.last_hidden_state, "last hidden state", real)
     assert_close(a.pooler_output, b.pooler_output, "pooler output")
 
 
@@ -177,7 +185,7 @@ def test_transformers_checkpoint_loads_into_masked_lm(theirs_saved):
     batch = _inputs(ours.config, padded=True, with_segments=True, seed=3)
     a = ours(**batch)
     b = theirs(**batch)
-    assert_close(a.logits, b.prediction_logits, "MLM logits")
+    assert_close(a.logits, b.prediction_logits, "MLM logits", batch["attention_mask"])
     assert ours.mlm_head.decoder.weight.data_ptr() == ours.bert.embeddings.word.weight.data_ptr()
 
 

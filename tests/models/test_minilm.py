@@ -90,8 +90,9 @@ def test_fast_path_matches_transformers_sdpa(ours, batch):
     theirs = transformers.BertModel.from_pretrained(minilm_dir(), attn_implementation="sdpa").eval()
     a = ours(**batch)
     b = theirs(**batch)
-    assert_close(a.last_hidden_state, b.last_hidden_state, "last hidden state")
+    assert_close(a.last_hidden_state, b.last_hidden_state, "last hidden state", batch["attention_mask"])
     assert_close(a.pooler_output, b.pooler_output, "pooler output")
+    assert_close(ours(**batch, unpad=False).last_hidden_state, b.last_hidden_state, "padded path, every position")
 
 
 def _sentence_transformers_recipe(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

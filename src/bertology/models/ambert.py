@@ -47,7 +47,7 @@ AMBERT_NAMES = NameMap([Rule("fine.{rest}", "fine.{rest}"), Rule("coarse.embeddi
 class AmbertModel(PreTrainedModel):
     config_class = AmbertConfig
 
-    def __init__(self, config: AmbertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False) -> None:
+    def __init__(self, config: AmbertConfig, add_pooling_layer: bool = True, unpad_inputs: bool | None = None) -> None:
         super().__init__()
         self.config = config
         self.fine = BertModel(config, add_pooling_layer=add_pooling_layer, unpad_inputs=unpad_inputs)
@@ -60,11 +60,11 @@ class AmbertModel(PreTrainedModel):
         return AMBERT_NAMES
 
     @property
-    def unpad_inputs(self) -> bool:
+    def unpad_inputs(self) -> bool | None:
         return self.fine.unpad_inputs
 
     @unpad_inputs.setter
-    def unpad_inputs(self, value: bool) -> None:
+    def unpad_inputs(self, value: bool | None) -> None:
         self.fine.unpad_inputs = self.coarse.unpad_inputs = value
 
     #: views of one input the encoder returns (fine characters and coarse words): task heads read both

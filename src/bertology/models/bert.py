@@ -57,15 +57,18 @@ BERT_NSP_NAMES = NameMap([Rule("cls.seq_relationship.{w}", "sentence_head.classi
 class BertModel(PreTrainedModel):
     """Embeddings, post-LN encoder and (optionally) the [CLS] pooler.
 
-    `unpad_inputs=True` packs the real tokens of a padded batch together so that the dense layers skip
-    padding; outputs at padded positions are then zeros instead of transformers' (meaningless) values.
+    By default (`unpad_inputs=None`) a padded batch is packed: its real tokens travel together so the dense
+    layers skip padding, whenever the padding share is worth it (see `attention.UNPAD_MIN_SHARE`) and no
+    attention maps are asked for. Outputs at real positions equal the padded path's within float tolerance;
+    at padded positions they are zeros instead of transformers' (meaningless) values. `unpad_inputs=False`
+    (or `unpad=False` in a call) keeps the padded path and transformers' values everywhere; True always packs.
     """
 
     base_prefix = "bert."  # head-model checkpoints nest the encoder there; loading strips it
     #: extra per-token inputs the embedding takes (ChineseBERT: pinyin_ids), unpadded like input_ids
     token_inputs: tuple[str, ...] = ()
 
-    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, unpad_inputs: bool = False,
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True, unpad_inputs: bool | None = None,
                  **embedding_options) -> None:
         super().__init__()
         self.config = config
@@ -118,6 +121,10 @@ class BertModel(PreTrainedModel):
         for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if tensor is not None and tensor.shape != input_ids.shape:
                 raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(input_ids.shape)}")
+        # Value checks read the tensors back to the host: free on the CPU, a stall on a GPU and a graph break
+        # under torch.compile, so there they are left to the embedding lookup's own bounds check.
+        if input_ids.device.type != "cpu" or torch.compiler.is_compiling():
+            return
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
             raise ValueError(f"input_ids hold ids outside [0, vocab_size={self.config.vocab_size}): "
                              f"min {int(input_ids.min())}, max {int(input_ids.max())}")
@@ -143,7 +150,11 @@ class BertModel(PreTrainedModel):
             raise ValueError(f"{type(self).__name__} takes the extra inputs {list(self.token_inputs)}, "
                              f"got {sorted(token_inputs)}")
         batch, seq = input_ids.shape
-        padding = Padding.from_mask(attention_mask, batch, seq, self.unpad_inputs if unpad is None else unpad)
+        if unpad is None:
+            unpad = self.unpad_inputs
+        if unpad is None and (output_attentions or output_attention_scores):
+            unpad = False  # attention maps come padded anyway: packing would only add copies
+        padding = Padding.from_mask(attention_mask, batch, seq, unpad)
         if position_ids is None:
             position_ids = self.position_ids_for(input_ids)
         ids, positions, segments = (padding.unpad(t.unsqueeze(-1)).squeeze(-1) if t is not None else None
@@ -174,9 +185,9 @@ class _BertWithHeads(PreTrainedModel):
         self.bert = self.encoder_class(config, add_pooling_layer=add_pooling_layer)
 
     def _encode(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                output_attentions, output_attention_scores, token_inputs) -> EncoderOutput:
+                output_attentions, output_attention_scores, token_inputs, unpad: bool | None = None) -> EncoderOutput:
         return self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                         output_attentions, output_attention_scores, **token_inputs)
+                         output_attentions, output_attention_scores, unpad=unpad, **token_inputs)
 
 
 @register("bert")

@@ -41,6 +41,9 @@ def _dropout(config: BertConfig) -> nn.Dropout:
 class _TaskHead(_BertWithHeads):
     head_name = "classifier"
     pooled = True
+    #: the head's loss reads logits at padded positions too (transformers' span loss does), so the default
+    #: call keeps the padding for the same loss; a model built with unpad_inputs=True still packs
+    reads_padding = False
 
     def __init__(self, config: BertConfig, outputs: int | None = None) -> None:
         super().__init__(config, add_pooling_layer=self.pooled)
@@ -55,8 +58,9 @@ class _TaskHead(_BertWithHeads):
 
     def _encode_all(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                     output_attentions, token_inputs):
+        unpad = False if self.reads_padding and self.bert.unpad_inputs is None else None
         return self._encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-                            output_attentions, False, token_inputs)
+                            output_attentions, False, token_inputs, unpad)
 
 
 @register("bert")
@@ -113,6 +117,7 @@ class BertForQuestionAnswering(_TaskHead):
 
     head_name = "qa_outputs"
     pooled = False
+    reads_padding = True  # softmax over every position, padding included, as transformers computes it
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config, outputs=2)
