@@ -38,6 +38,13 @@ class TrainConfig:
     seed: int = 42
     # data loading
     num_workers: int = 0
+    #: batches collated ahead in a background thread while the model trains on the current one
+    #: (null: 2 on CUDA, where the host is otherwise idle during a step; 0 on the CPU, whose cores the step
+    #: itself uses: measured no faster there)
+    prefetch: int | None = None
+    #: compile the model with torch.compile (its first steps are slow while it compiles; measured in
+    #: benchmarks/pretraining_throughput.py)
+    compile: bool = False
     drop_last: bool = True
     shuffle: bool = True
     # evaluation and model selection
@@ -88,6 +95,7 @@ class TrainConfig:
             ("adam_beta2", 0 <= self.adam_beta2 < 1, "lie in [0, 1)"),
             ("adam_epsilon", self.adam_epsilon >= 0, "be >= 0"),
             ("num_workers", self.num_workers >= 0, "be >= 0"),
+            ("prefetch", self.prefetch is None or self.prefetch >= 0, "be >= 0 or null"),
             ("eval_every", self.eval_every >= 0, "be >= 0"),
             ("save_every", self.save_every >= 0, "be >= 0"),
             ("log_every", self.log_every >= 0, "be >= 0"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -117,3 +119,57 @@ class ResumableLoader:
                             num_workers=self.num_workers, persistent_workers=False, pin_memory=self.pin_memory,
                             generator=torch.Generator().manual_seed(self.plan.seed))
         return iter(loader)
+
+
+class Prefetcher:
+    """Runs an iterator in a background thread, `depth` items ahead, so collation and masking overlap the
+    training step. Items come out in order; an exception in the thread is raised in the reader; `close()`
+    (or leaving a `with` block) stops the thread even when the reader stopped early."""
+
+    _DONE = object()
+
+    def __init__(self, items: Iterator[Any], depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(items,), daemon=True, name="bertology-prefetch")
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, items: Iterator[Any]) -> None:
+        try:
+            for item in items:
+                if not self._put(("item", item)):
+                    return
+            self._put(("done", None))
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(("error", exc))
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> Any:
+        kind, item = self._queue.get()
+        if kind == "item":
+            return item
+        self.close()
+        if kind == "error":
+            raise item
+        raise StopIteration
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

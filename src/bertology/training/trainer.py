@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import threading
@@ -30,7 +29,7 @@ from ..utils.io import atomic_write, check_writable
 from .callbacks import Callback
 from .checkpoints import Checkpoint, CheckpointStore
 from .config import TrainConfig
-from .data import ResumableLoader
+from .data import Prefetcher, ResumableLoader
 from .distributed import World, device_for, init_world, wrap
 from .metrics_log import MetricsLog, plot_curves
 from .optim import build_optimizer, build_scheduler
@@ -69,12 +68,13 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _count(batch: Any) -> tuple[int, int]:
-    """(examples, tokens) in a batch: tokens are real (unpadded) ones where a mask says so."""
+def _count(batch: Any) -> tuple[int, int | torch.Tensor]:
+    """(examples, tokens) in a batch: tokens are real (unpadded) ones where a mask says so, counted on the
+    batch's device and read only at log time (a per-step read would stall a GPU)."""
     if isinstance(batch, dict):
         if "attention_mask" in batch:
             mask = batch["attention_mask"]
-            return int(mask.shape[0]), int(mask.sum())
+            return int(mask.shape[0]), mask.sum()
         if "input_ids" in batch:
             ids = batch["input_ids"]
             return int(ids.shape[0]), int(ids.numel())
@@ -86,12 +86,13 @@ def _count(batch: Any) -> tuple[int, int]:
     return 1, 1
 
 
-def _scalars(out: StepOutput, total: torch.Tensor) -> dict[str, float]:
-    """The numbers to log for one forward: the weighted total, each named loss, each metric."""
-    values = {"loss": float(total.detach())}
+def _scalars(out: StepOutput, total: torch.Tensor) -> dict[str, torch.Tensor | float]:
+    """The numbers to log for one forward: the weighted total, each named loss, each metric. Tensors stay
+    where they are (on the GPU: no synchronisation); `_Window` sums them and reads them at log time."""
+    values: dict[str, torch.Tensor | float] = {"loss": total.detach()}
     if len(out.losses) > 1 or "loss" not in out.losses:
-        values.update({f"loss/{k}": float(v.detach()) for k, v in out.losses.items()})
-    values.update({k: float(v.detach() if isinstance(v, torch.Tensor) else v) for k, v in out.metrics.items()})
+        values.update({f"loss/{k}": v.detach().float() for k, v in out.losses.items()})
+    values.update({k: v.detach().float() if isinstance(v, torch.Tensor) else float(v) for k, v in out.metrics.items()})
     return values
 
 
@@ -121,6 +122,9 @@ class Trainer:
         self.device = device_for(self.world, config.device)
         self.raw = module.to(self.device)
         self.module = wrap(self.raw, self.world, config.distributed)
+        if config.compile:  # checkpoints and the export keep using `raw`, whose parameter names are plain
+            self.module = torch.compile(self.module)
+        self.prefetch = config.prefetch if config.prefetch is not None else (2 if self.device.type == "cuda" else 0)
         self.fsdp = self.world.distributed and config.distributed == "fsdp"
         self.loader = ResumableLoader(train_data, config.batch_size, config.seed, collate, config.shuffle,
                                       config.drop_last, config.num_workers, self.world.rank, self.world.size,
@@ -199,69 +203,82 @@ class Trainer:
         return result
 
     def _loop(self, log: MetricsLog | None, bar: tqdm, window: _Window, peak: float) -> str:
-        cfg, world = self.config, self.world
-        accum = cfg.gradient_accumulation
-        micro = 0
+        self._micro = 0  # micro-batches of the current optimizer step (an epoch's end may cut through one)
         self.module.train()
         while self.step < self.total_steps:
-            for batch in self.loader.epoch(self.epoch, self.batch_in_epoch):
-                self.batch_in_epoch += 1
-                batch = _to_device(batch, self.device)
-                examples, tokens = _count(batch)
-                if micro == 0:
-                    for callback in self.callbacks:
-                        callback.on_step_start(self)
-                    self._trainable = _trainable_share(self._flops_sizes)  # callbacks may (un)freeze layers
-                sync = micro == accum - 1
-                no_sync = (self.module.no_sync() if world.distributed and not sync and not self.fsdp
-                           and hasattr(self.module, "no_sync") else contextlib.nullcontext())
-                with no_sync:
-                    out = self.forward(batch, extra=True)
-                    total = self.total_loss(out)
-                    bad = world.any(not math.isfinite(total.item()))
-                    if not bad:
-                        self.backward(total)
-                        for callback in self.callbacks:
-                            callback.after_backward(self, batch, out)
-                if bad:
-                    micro = 0
-                    window.discard_step()
-                    self._bad_step("loss")
-                    continue
-                window.add_micro(out, total, tokens, self._flops(batch, tokens))
-                micro += 1
-                if micro < accum:
-                    continue
-                micro = 0
-                norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.max_grad_norm or float("inf"))
-                if not math.isfinite(float(norm)):
-                    window.discard_step()
-                    self._bad_step("gradient")
-                    continue
-                for callback in self.callbacks:
-                    callback.before_optimizer_step(self)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.step += 1
-                self.consecutive_bad = 0
-                for callback in self.callbacks:
-                    callback.on_step_end(self)
-                self.tokens_seen += window.step_tokens
-                window.end_step(float(norm))
-                bar.update(1)
-                if cfg.log_every and self.step % cfg.log_every == 0:
-                    self._log(log, bar, window, peak)
-                stop = self._after_step(log)
-                if stop:
-                    return stop
-                if self.step >= self.total_steps:
-                    break
-            else:
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                continue
+            with self._epoch_batches() as batches:
+                stop = self._epoch(batches, log, bar, window, peak)
+            if stop:
+                return stop
+            if self.step >= self.total_steps:
+                break
+            self.epoch += 1
+            self.batch_in_epoch = 0
         return "finished"
+
+    def _epoch_batches(self):
+        """The rest of this epoch's micro-batches, collated ahead in a thread when `prefetch` says so."""
+        batches = self.loader.epoch(self.epoch, self.batch_in_epoch)
+        return Prefetcher(batches, self.prefetch) if self.prefetch else contextlib.nullcontext(batches)
+
+    def _epoch(self, batches, log: MetricsLog | None, bar: tqdm, window: _Window, peak: float) -> str | None:
+        """Train on the rest of one epoch; returns why training stops, or None to go on."""
+        cfg, world = self.config, self.world
+        accum = cfg.gradient_accumulation
+        for batch in batches:
+            self.batch_in_epoch += 1
+            batch = _to_device(batch, self.device)
+            examples, tokens = _count(batch)
+            if self._micro == 0:
+                for callback in self.callbacks:
+                    callback.on_step_start(self)
+                self._trainable = _trainable_share(self._flops_sizes)  # callbacks may (un)freeze layers
+            sync = self._micro == accum - 1
+            no_sync = (self.module.no_sync() if world.distributed and not sync and not self.fsdp
+                       and hasattr(self.module, "no_sync") else contextlib.nullcontext())
+            with no_sync:
+                out = self.forward(batch, extra=True)
+                total = self.total_loss(out)
+                self.backward(total)
+                for callback in self.callbacks:
+                    callback.after_backward(self, batch, out)
+            window.add_micro(out, total, tokens, self._flops(batch, tokens))
+            self._micro += 1
+            if self._micro < accum:
+                continue
+            self._micro = 0
+            norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.max_grad_norm or float("inf"))
+            if hasattr(norm, "full_tensor"):  # FSDP: a sharded (DTensor) total
+                norm = norm.full_tensor()
+            # The one host read of the step: were its losses and its gradient finite? (A non-finite loss
+            # gives non-finite gradients too; it is named first.)
+            loss_bad, grad_bad = (bool(v) for v in torch.stack(
+                [~torch.isfinite(window.step_total), ~torch.isfinite(norm)]).tolist())
+            bad = world.any(loss_bad or grad_bad)
+            if bad:
+                window.discard_step()
+                self._bad_step("loss" if loss_bad or not grad_bad else "gradient")
+                continue
+            for callback in self.callbacks:
+                callback.before_optimizer_step(self)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.consecutive_bad = 0
+            for callback in self.callbacks:
+                callback.on_step_end(self)
+            self.tokens_seen = self.tokens_seen + window.step_tokens
+            window.end_step(norm.detach())
+            bar.update(1)
+            if cfg.log_every and self.step % cfg.log_every == 0:
+                self._log(log, bar, window, peak)
+            stop = self._after_step(log)
+            if stop:
+                return stop
+            if self.step >= self.total_steps:
+                return None
+        return None
 
     def forward(self, batch: Any, extra: bool = False) -> StepOutput:
         """One forward pass under the run's precision; `extra` adds the callbacks' loss terms."""
@@ -327,7 +344,7 @@ class Trainer:
             examples, _ = _count(batch)
             out = self.forward(batch)
             for key, value in _scalars(out, self.total_loss(out)).items():
-                sums[key] = sums.get(key, 0.0) + value * examples
+                sums[key] = sums.get(key, 0.0) + float(value) * examples
             count += examples
         keys = sorted(sums)
         reduced = self.world.all_reduce_sum([sums[k] for k in keys] + [count])
@@ -396,9 +413,9 @@ class Trainer:
             return training_flops(self.raw, tokens)
         hidden, intermediate, layers, vocab, mlm, _ = sizes
         labels = batch.get("labels")
-        predicted = 0
+        predicted: int | torch.Tensor = 0
         if mlm and isinstance(labels, torch.Tensor) and labels.shape == ids.shape:
-            predicted = int((labels != -100).sum())
+            predicted = (labels != -100).sum()  # read at log time with the rest
         # tokens: the real (unmasked) ones; attention runs over the batch's padded length
         return encoder_training_flops(hidden, intermediate, layers, vocab, tokens, ids.shape[1], predicted,
                                       self._trainable)
@@ -438,7 +455,7 @@ class Trainer:
         """Progress and model selection: what, with the weights, optimizer and RNG, makes a resume exact."""
         return {
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "tokens_seen": self.tokens_seen, "skipped_steps": self.skipped_steps,
+            "tokens_seen": int(self.tokens_seen), "skipped_steps": self.skipped_steps,
             "best_value": self.best_value, "best_step": self.best_step,
             "evals_without_improvement": self.evals_without_improvement,
             "world_size": self.world.size, "scheduler": self.scheduler.state_dict(),
@@ -546,46 +563,66 @@ def _trainable_share(sizes: tuple | None) -> float:
     return sum(p.numel() for p in weights if p.requires_grad) / max(total, 1)
 
 class _Window:
-    """Sums since the last log line (losses and metrics averaged per optimizer step)."""
+    """Sums since the last log line (losses and metrics averaged per optimizer step).
+
+    Everything is summed where it was computed (device tensors) and read back once, in `flush`.
+    """
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
-        self.sums: dict[str, float] = {}
-        self.micro_sums: dict[str, float] = {}
+        self.sums: dict[str, Any] = {}
+        self.micro_sums: dict[str, Any] = {}
         self.micro_count = 0
         self.steps = 0
-        self.tokens = 0
-        self.step_tokens = 0
-        self.flops = 0.0
-        self.step_flops = 0.0
-        self.norm = 0.0
+        self.tokens: Any = 0
+        self.step_tokens: Any = 0
+        self.flops: Any = 0.0
+        self.step_flops: Any = 0.0
+        self.norm: Any = 0.0
 
-    def add_micro(self, out: StepOutput, total: torch.Tensor, tokens: int, flops: float = 0.0) -> None:
+    @property
+    def step_total(self) -> torch.Tensor:
+        """The sum of this step's micro-batch losses so far (non-finite when any was)."""
+        total = self.micro_sums.get("loss", 0.0)
+        return total if isinstance(total, torch.Tensor) else torch.tensor(float(total))
+
+    def add_micro(self, out: StepOutput, total: torch.Tensor, tokens: Any, flops: Any = 0.0) -> None:
         for key, value in _scalars(out, total).items():
             self.micro_sums[key] = self.micro_sums.get(key, 0.0) + value
         self.micro_count += 1
-        self.step_tokens += tokens
-        self.step_flops += flops
+        self.step_tokens = self.step_tokens + tokens
+        self.step_flops = self.step_flops + flops
 
     def discard_step(self) -> None:
         self.micro_sums, self.micro_count, self.step_tokens, self.step_flops = {}, 0, 0, 0.0
 
-    def end_step(self, grad_norm: float) -> None:
+    def end_step(self, grad_norm: Any) -> None:
         for key, value in self.micro_sums.items():
             self.sums[key] = self.sums.get(key, 0.0) + value / self.micro_count
         self.micro_sums, self.micro_count = {}, 0
-        self.tokens += self.step_tokens
-        self.flops += self.step_flops
+        self.tokens = self.tokens + self.step_tokens
+        self.flops = self.flops + self.step_flops
         self.step_tokens, self.step_flops = 0, 0.0
         self.steps += 1
-        self.norm += grad_norm
+        self.norm = self.norm + grad_norm
 
     def flush(self) -> dict[str, float]:
+        keys = [*self.sums, "grad_norm", "_tokens", "_flops"]
+        values = [*self.sums.values(), self.norm, self.tokens, self.flops]
+        read = _read_all(values)  # the window's one host read
         now = time.perf_counter()
-        record = {k: v / max(self.steps, 1) for k, v in self.sums.items()}
-        record["grad_norm"] = self.norm / max(self.steps, 1)
-        record["_seconds"] = now - self.start
-        record["_tokens"] = self.tokens
-        record["_flops"] = self.flops
+        steps = max(self.steps, 1)
+        record = {k: v / steps for k, v in zip(keys[:-3], read[:-3], strict=True)}
+        record.update({"grad_norm": read[-3] / steps, "_tokens": read[-2], "_flops": read[-1],
+                       "_seconds": now - self.start})
         self.__init__()
         return record
+
+
+def _read_all(values: list[Any]) -> list[float]:
+    """Floats of a mix of numbers and (device) tensors, with one transfer for all the tensors."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors:
+        return [float(v) for v in values]
+    host = iter(torch.stack([t.detach().double().reshape(()) for t in tensors]).cpu().tolist())
+    return [next(host) if isinstance(v, torch.Tensor) else float(v) for v in values]
