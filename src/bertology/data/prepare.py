@@ -27,8 +27,9 @@ from ..errors import BertologyError, ConfigError
 from ..tokenization.words import (
     cjk_token_table,
     continuation_table,
+    is_cjk_point,
+    jieba_word_begins,
     load_jieba,
-    mark_jieba_starts,
     unk_id,
     word_id_starts,
 )
@@ -249,17 +250,40 @@ class _Processor:
 
     def _jieba_word_starts(self, sents: list[str], encs: list[Any], tokens: np.ndarray, starts: np.ndarray,
                            ws: np.ndarray) -> None:
-        """A CJK character token starts a word only where a jieba word starts (Chinese whole-word masking)."""
+        """A CJK character token starts a word only where a jieba word starts (Chinese whole-word masking).
+
+        What `mark_jieba_starts` does per sentence, for the whole batch at once: the batch's Chinese sentences
+        are joined with newlines (which jieba never puts inside a word, so each sentence is cut as on its own)
+        and segmented by `JiebaWordBegins`, which gives jieba's words without jieba's per-character Python.
+        """
         if self._cjk_tokens is None:
             self._cjk_tokens = cjk_token_table(self.backend)
-        unk = unk_id(self.backend)
-        for i, sent in enumerate(sents):
-            n = len(encs[i])
-            if n == 0 or not has_cjk(sent):
-                continue
-            a = int(starts[i])
-            offsets = np.array(encs[i].offsets, dtype=np.int64).reshape(n, 2)
-            mark_jieba_starts(sent, tokens[a:a + n], offsets, ws[a:a + n], self._cjk_tokens, unk, self._jieba.lcut)
+        chosen = [i for i, sent in enumerate(sents) if len(encs[i]) and has_cjk(sent)]
+        if not chosen:
+            return
+        texts = [sents[i] for i in chosen]
+        text_lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        text_at = np.cumsum(text_lengths + 1) - (text_lengths + 1)
+        joined = "\n".join(texts)
+        begins = jieba_word_begins(self._jieba)(joined)
+        counts = np.fromiter((len(encs[i]) for i in chosen), dtype=np.int64, count=len(chosen))
+        n = int(counts.sum())
+        offsets = np.fromiter(chain.from_iterable(chain.from_iterable(encs[i].offsets for i in chosen)),
+                              dtype=np.int64, count=2 * n).reshape(n, 2)
+        local = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+        rows = np.repeat(starts[chosen], counts) + local
+        sentence_at = np.repeat(text_at, counts)
+        ids = tokens[rows]
+        is_cjk = self._cjk_tokens[ids]
+        first = offsets[:, 0]
+        unknown = np.flatnonzero(ids == unk_id(self.backend))
+        if len(unknown):  # an unknown token is a CJK character token if its one character is an ideograph
+            points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            one_char = offsets[unknown, 1] - first[unknown] == 1
+            last = np.repeat(text_lengths, counts)[unknown] - 1
+            at = sentence_at[unknown] + np.minimum(first[unknown], last)
+            is_cjk[unknown] = one_char & is_cjk_point(points[at])
+        ws[rows[is_cjk]] = begins[sentence_at[is_cjk] + first[is_cjk]]
 
     def _pinyin(self, sents: list[str], encs: list[Any], total: int) -> np.ndarray:
         """Pinyin ids per token from each sentence's own text, so heteronyms are read in context."""
@@ -377,7 +401,7 @@ def _results(batches: Iterable[list[tuple[str, str]]], options: _Options,
         # load the dictionary once, before forking, so workers share it; without jieba installed an English
         # corpus still prepares, and Chinese text says what is missing when it shows up
         with contextlib.suppress(BertologyError):
-            load_jieba()
+            jieba_word_begins(load_jieba())
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with _env(TOKENIZERS_PARALLELISM="false"), context.Pool(workers, _init_worker, (options,)) as pool:
