@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalize", action="store_true", help="scale each embedding to unit length")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens")
+    p.add_argument("--no-bucket", dest="bucket", action="store_false",
+                   help="batch texts in input order instead of by length (same vectors, more padding)")
     p.add_argument("--bf16", action="store_true",
                    help="run under bfloat16 autocast on the chosen device (fast on GPUs and AMX CPUs)")
     add_device_flag(p)
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     texts = _read_lines(args.input)
     encoder = SentenceEncoder.from_pretrained(
         args.model, pooling=args.pooling, normalize=args.normalize, batch_size=args.batch_size,
-        max_length=args.max_length, bf16=args.bf16, device=device,
+        max_length=args.max_length, bf16=args.bf16, sort_by_length=args.bucket, device=device,
     )
     vectors = encoder.encode(texts, progress=args.output != "-" and sys.stderr.isatty())
     if args.output.endswith(".npy"):

@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad rows: stop or skip")
     e.add_argument("-o", "--output", help="write the metrics as JSON here")
     e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--no-bucket", dest="bucket", action="store_false",
+                   help="batch rows in file order instead of by length (same scores, more padding)")
     add_device_flag(e)
     e.set_defaults(run=run_evaluate)
 
@@ -45,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--task", help="task name (default: the model's first task)")
     r.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="bad rows: stop or skip")
     r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--no-bucket", dest="bucket", action="store_false",
+                   help="batch rows in file order instead of by length (same predictions, more padding)")
     add_device_flag(r)
     r.set_defaults(run=run_predict)
 
@@ -87,7 +91,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         check_writable(args.output, "the metrics file", folder=False)  # before scoring, not after
     session = load_for_inference(args.model, args.task, str(device))
     task = session.read(args.data, "eval", args.on_error, require_labels=True)
-    metrics = session.evaluate(task, args.batch_size)
+    metrics = session.evaluate(task, args.batch_size, bucket=args.bucket)
     print_table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
     if task.skipped.get("eval"):
         print(f"skipped {task.skipped['eval']} bad rows of {args.data}")
@@ -106,7 +110,7 @@ def run_predict(args: argparse.Namespace) -> int:
     check_writable(args.output, "the predictions file", folder=False)  # before predicting, not after
     session = load_for_inference(args.model, args.task, str(device))
     task = session.read(args.input, "predict", args.on_error, require_labels=False)
-    count = session.write_predictions(task, Path(args.output), args.batch_size)
+    count = session.write_predictions(task, Path(args.output), args.batch_size, bucket=args.bucket)
     skipped = task.skipped.get("predict", 0)
     print(f"wrote {count} predictions to {args.output}" + (f"; skipped {skipped} bad rows" if skipped else ""))
     return 0

@@ -18,9 +18,22 @@ from ..errors import ConfigError
 from .model import TaskModel
 
 
-def _batches(features: Sequence[dict], batch_size: int) -> list[list[int]]:
-    """Batches of similar length (longest first), so little compute goes to padding."""
-    order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+def feature_length(feature: dict) -> int:
+    """Tokens of the feature's longest row: the width the collator pads its batch to (a multiple-choice
+    feature holds one row per choice, so the length of `input_ids` would count choices, not tokens)."""
+    ids = feature["input_ids"]
+    if ids and isinstance(ids[0], (list, tuple)):
+        return max(len(row) for row in ids)
+    return len(ids)
+
+
+def _batches(features: Sequence[dict], batch_size: int, bucket: bool = True) -> list[list[int]]:
+    """Indices of each batch. With `bucket`, features are sorted by length (longest first) so a batch holds
+    similar lengths and little compute goes to padding; callers write results back by index, so the order
+    they return is the features' own either way. Without it, batches follow the input order."""
+    order = list(range(len(features)))
+    if bucket:
+        order.sort(key=lambda i: -feature_length(features[i]))  # stable: equal lengths keep their input order
     return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
 
 
@@ -39,13 +52,17 @@ def _to(value: Any, device: torch.device) -> Any:
 
 @torch.no_grad()
 def task_logits(model: TaskModel, task: str, features: Sequence[dict], collate: Callable, batch_size: int = 64,
-                bf16: bool = False, progress: bool = False) -> list[np.ndarray]:
-    """Logits per feature, unpadded (tagging and QA: one row per real token), in the features' order."""
+                bf16: bool = False, progress: bool = False, bucket: bool = True) -> list[np.ndarray]:
+    """Logits per feature, unpadded (tagging and QA: one row per real token), in the features' order.
+
+    `bucket` (default) batches features of similar length together; the logits are the same (within float
+    tolerance) as with `bucket=False`, which batches in input order."""
     was_training = model.training
     model.eval()
     device = _device(model)
     out: list[np.ndarray | None] = [None] * len(features)
-    for indices in tqdm(_batches(features, batch_size), disable=not progress, desc="predicting", unit="batch"):
+    batches = _batches(features, batch_size, bucket)
+    for indices in tqdm(batches, disable=not progress, desc="predicting", unit="batch"):
         batch = collate([features[i] for i in indices])
         batch = {k: _to(v, device) for k, v in batch.items()}
         for key in model.heads[task].kind.target_keys:
@@ -62,9 +79,10 @@ def task_logits(model: TaskModel, task: str, features: Sequence[dict], collate: 
 
 @torch.no_grad()
 def cache_features(model: TaskModel, task: str, features: Sequence[dict], collate: Callable, batch_size: int = 64,
-                   bf16: bool = False, progress: bool = True) -> list[dict]:
+                   bf16: bool = False, progress: bool = True, bucket: bool = True) -> list[dict]:
     """Run the frozen encoder once: each feature gains `cached`, the per-layer tensors its head reads
-    (pooled vectors for sentence tasks, per-token states otherwise), so later epochs skip the encoder."""
+    (pooled vectors for sentence tasks, per-token states otherwise), so later epochs skip the encoder.
+    The list keeps the features' order; `bucket` only groups similar lengths into the encoder's batches."""
     was_training = model.training
     model.eval()
     head = model.heads[task]
@@ -73,7 +91,7 @@ def cache_features(model: TaskModel, task: str, features: Sequence[dict], collat
                           "method 'frozen' caches one view; use method full, adapter or lora")
     device = _device(model)
     cached: list[dict] = [dict(f) for f in features]
-    for indices in tqdm(_batches(features, batch_size), desc="caching features", unit="batch", leave=False,
+    for indices in tqdm(_batches(features, batch_size, bucket), desc="caching features", unit="batch", leave=False,
                         disable=not progress):
         batch = collate([features[i] for i in indices])
         inputs = {k: _to(v, device) for k, v in batch.items() if k not in head.kind.target_keys and k != "cached"}
@@ -107,14 +125,18 @@ def metrics_for(task: Any, split: str, predictions: list[Any]) -> dict[str, floa
 
 
 def evaluate_task(model: TaskModel, task: Any, split: str, collate: Callable, batch_size: int = 64,
-                  bf16: bool = False, features: Sequence[dict] | None = None) -> dict[str, float]:
-    """Metrics on one split; `features` may be the split's features with frozen-encoder `cached` tensors."""
-    logits = task_logits(model, task.name, features or task.features[split], collate, batch_size, bf16)
+                  bf16: bool = False, features: Sequence[dict] | None = None, bucket: bool = True
+                  ) -> dict[str, float]:
+    """Metrics on one split; `features` may be the split's features with frozen-encoder `cached` tensors;
+    `bucket`: batch by length (see `task_logits`)."""
+    logits = task_logits(model, task.name, features or task.features[split], collate, batch_size, bf16,
+                         bucket=bucket)
     return metrics_for(task, split, decode(task, split, logits))
 
 
 def task_predictions(model: TaskModel, task: Any, split: str, collate: Callable, batch_size: int = 64,
-                     bf16: bool = False, progress: bool = True) -> list[Any]:
-    """Predictions in the user's units for every example of `split`."""
-    logits = task_logits(model, task.name, task.features[split], collate, batch_size, bf16, progress)
+                     bf16: bool = False, progress: bool = True, bucket: bool = True) -> list[Any]:
+    """Predictions in the user's units for every example of `split`, in its order; `bucket`: batch by
+    length (see `task_logits`)."""
+    logits = task_logits(model, task.name, task.features[split], collate, batch_size, bf16, progress, bucket)
     return decode(task, split, logits)

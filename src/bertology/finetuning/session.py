@@ -54,13 +54,15 @@ class Session:
         features = encode(examples, self.tokenizer, kind, labels, max_length=self.config.max_length)
         return TaskData(self.name, self.config, self.labels, {split: examples}, {split: features}, {split: skipped})
 
-    def evaluate(self, task: TaskData, batch_size: int = 64) -> dict[str, float]:
+    def evaluate(self, task: TaskData, batch_size: int = 64, bucket: bool = True) -> dict[str, float]:
+        """Metrics of the model on `task`'s one split; `bucket` batches by length (same scores, less padding)."""
         split = next(iter(task.features))
-        return evaluate_task(self.model, task, split, self.collate, batch_size)
+        return evaluate_task(self.model, task, split, self.collate, batch_size, bucket=bucket)
 
-    def write_predictions(self, task: TaskData, output: Path, batch_size: int = 64) -> int:
+    def write_predictions(self, task: TaskData, output: Path, batch_size: int = 64, bucket: bool = True) -> int:
+        """One JSON line per example, in the file's order whatever `bucket` (batching by length) does."""
         split = next(iter(task.features))
-        predictions = task_predictions(self.model, task, split, self.collate, batch_size)
+        predictions = task_predictions(self.model, task, split, self.collate, batch_size, bucket=bucket)
         with atomic_write(output) as handle:
             for example, prediction in zip(task.examples[split], predictions, strict=True):
                 record = {"source": example.source, "prediction": prediction}

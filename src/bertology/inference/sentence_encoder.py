@@ -34,7 +34,9 @@ class SentenceEncoder:
         device: str | torch.device = "auto",
     ) -> None:
         """`device`: auto (CUDA when present, else the CPU), cpu, cuda, cuda:N or a torch.device; the model is
-        moved there and batches follow it (through pinned memory to a GPU)."""
+        moved there and batches follow it (through pinned memory to a GPU). `sort_by_length` (bucketing, the
+        default) batches texts of similar length together; results come back in the caller's order either
+        way, so turning it off only costs padding."""
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
@@ -59,24 +61,26 @@ class SentenceEncoder:
         tokenizer = Tokenizer.from_pretrained(folder)
         return cls(BertModel.from_pretrained(folder), tokenizer, **kwargs)
 
-    def _batches(self, texts: Sequence[str]) -> Iterator[list[int]]:
+    def _batches(self, texts: Sequence[str], bucket: bool) -> Iterator[list[int]]:
         order = list(range(len(texts)))
-        if self.sort_by_length:
+        if bucket:
             # Token counts cost a tokenizer pass; character length is a good enough proxy for bucketing.
             order.sort(key=lambda i: len(texts[i]))
         for start in range(0, len(order), self.batch_size):
             yield order[start:start + self.batch_size]
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """(len(texts), hidden) float32 array of sentence embeddings, in the order of `texts`."""
+    def encode(self, texts: Sequence[str], progress: bool = False, bucket: bool | None = None) -> np.ndarray:
+        """(len(texts), hidden) float32 array of sentence embeddings, in the order of `texts`; `bucket`
+        overrides the encoder's `sort_by_length` for this call."""
+        bucket = self.sort_by_length if bucket is None else bucket
         texts = list(texts)
         width = self.model.config.hidden_size
         out = np.zeros((len(texts), width), dtype=np.float32)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext())
         gpu = self.device.type == "cuda"
         bar = tqdm(total=len(texts), unit="text", disable=not progress, desc="embedding")
-        for rows in self._batches(texts):
+        for rows in self._batches(texts, bucket):
             batch = self.tokenizer([texts[i] for i in rows], max_length=self.max_length, truncation=True,
                                    padding=True, return_tensors="pt")
             inputs = [batch[k].pin_memory() if gpu else batch[k]

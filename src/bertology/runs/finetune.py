@@ -30,7 +30,7 @@ from ..finetuning.features import collator_for
 from ..finetuning.model import TaskModel
 from ..finetuning.multitask import MultiTaskBatches, TaskCollate
 from ..finetuning.peft import PeftConfig
-from ..finetuning.predict import cache_features, evaluate_task
+from ..finetuning.predict import cache_features, evaluate_task, feature_length
 from ..finetuning.regularization import REGULARIZERS, Regularizer, Stage, build_regularizer, check_adversarial
 from ..finetuning.taskdata import TaskConfig, TaskData, fold_kind_options, head_config, read_task
 from ..models import load
@@ -310,8 +310,9 @@ class Finetuning:
         if len(tasks) == 1 and cached is None:
             task = tasks[0]
             train_data, collate = task.features["train"], TaskCollate(self.collators[task.name], task.name)
-            if with_dev:
-                eval_data, eval_collate = task.features["dev"], collate
+            if with_dev:  # the dev-loss pass batches by length (longest first), as the scoring pass does
+                eval_data = sorted(task.features["dev"], key=feature_length, reverse=True)
+                eval_collate = collate
         else:
             train_data = MultiTaskBatches(tasks, self.collators, train.batch_size, config.sampling,
                                           config.temperature, config.seed, cached)
