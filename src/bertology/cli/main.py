@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from ..errors import BertologyError, RunInterrupted
 from ..utils.io import FILESYSTEM_ERRNOS, describe_os_error
-from . import corpus, demo, embed, finetune, info, pretrain, tokenizer
+from . import corpus, demo, distill, embed, finetune, info, pretrain, tokenizer
 
-COMMANDS = (demo, embed, info, pretrain, finetune, tokenizer, corpus)
+COMMANDS = (demo, embed, info, pretrain, finetune, distill, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:

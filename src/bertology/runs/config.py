@@ -30,10 +30,10 @@ T = TypeVar("T")
 RECIPES = "recipes"
 
 
-def recipe_names() -> list[str]:
-    """The recipes shipped with the package, by name."""
-    folder = resources.files("bertology") / RECIPES
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+def recipe_names(folder: str = RECIPES) -> list[str]:
+    """The recipes shipped with the package in `folder` (pretraining's by default), by name."""
+    where = resources.files("bertology").joinpath(*folder.split("/"))
+    return sorted(p.name[: -len(".yaml")] for p in where.iterdir() if p.name.endswith(".yaml"))
 
 
 def _parse_yaml(text: str, label: str) -> dict[str, Any]:
@@ -48,8 +48,9 @@ def _parse_yaml(text: str, label: str) -> dict[str, Any]:
     return data
 
 
-def read_source(source: str | os.PathLike, recipes: bool = False) -> tuple[dict[str, Any], str, Path | None]:
-    """(data, label, base_dir) of a config file, or of a packaged recipe when `recipes` and no file is there.
+def read_source(source: str | os.PathLike, recipes: bool | str = False) -> tuple[dict[str, Any], str, Path | None]:
+    """(data, label, base_dir) of a config file, or of a packaged recipe when `recipes` and no file is there
+    (`recipes` True: pretraining's recipes; a string: the package folder of another command's recipes).
 
     `label` names the source in errors (the path as given, or `recipe 'bert'`); `base_dir` is the file's
     folder, against which path fields are resolved (None for a recipe: its paths are the user's own).
@@ -58,18 +59,19 @@ def read_source(source: str | os.PathLike, recipes: bool = False) -> tuple[dict[
     if path.is_file():
         return _parse_yaml(path.read_text(encoding="utf-8"), str(path)), str(path), path.parent
     name = str(source)
-    if recipes and name in recipe_names():
-        text = (resources.files("bertology") / RECIPES / f"{name}.yaml").read_text(encoding="utf-8")
+    folder = recipes if isinstance(recipes, str) else RECIPES
+    if recipes and name in recipe_names(folder):
+        text = resources.files("bertology").joinpath(*folder.split("/"), f"{name}.yaml").read_text(encoding="utf-8")
         label = f"recipe '{name}'"
         return _parse_yaml(text, label), label, None
     if recipes:
-        raise ConfigError(f"{name}: no such config file, and not a recipe{suggest(name, recipe_names())} "
-                          f"({', '.join(recipe_names())})")
+        known = recipe_names(folder)
+        raise ConfigError(f"{name}: no such config file, and not a recipe{suggest(name, known)} ({', '.join(known)})")
     raise ConfigError(f"{name}: no such config file")
 
 
 def load_run_config(cls: type[T], source: str | os.PathLike, overrides: list[str] | None = None,
-                    recipes: bool = False) -> T:
+                    recipes: bool | str = False) -> T:
     """Read `source` (see `read_source`), apply `key.path=value` overrides, and parse it into `cls`.
 
     Every section is parsed and checked here, including those the run will not use, so nothing misspelt

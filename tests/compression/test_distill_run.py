@@ -1,0 +1,148 @@
+"""`bertology distill` end to end on a toy task: a fine-tuned teacher, a smaller student through both TinyBERT
+phases, the report, reuse of the model folder; general distillation and DistilBERT on a tiny corpus; and the
+mistakes that must stop a run before it trains."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bertology.cli.main import main
+from bertology.errors import ConfigError
+from bertology.finetuning.model import TaskModel
+from bertology.runs.distill import Distilling, load_config
+from bertology.runs.finetune import Finetuning, finetune_config
+
+_spec = importlib.util.spec_from_file_location("finetune_workspace", Path(__file__).parents[1] / "finetuning" / "conftest.py")
+_workspace = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_workspace)  # type: ignore[union-attr]
+
+QUICK = {"batch_size": 8, "learning_rate": 1e-3, "progress": False, "plot": False, "log_every": 2}
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    """A fine-tuned toy classifier (2 layers, width 32) and its task files."""
+    root = _workspace.build_workspace(tmp_path_factory.mktemp("distill"))
+    config = finetune_config({"model": str(root / "enc"), "run_dir": str(root / "teacher"),
+                              "tasks": {"animal": {"kind": "classification", "train": str(root / "cls/train.jsonl"),
+                                                   "test": str(root / "cls/test.jsonl"), "max_length": 16}},
+                              "train": {**QUICK, "epochs": 12}})
+    Finetuning(config).run()
+    return root
+
+
+def _write(root: Path, name: str, **fields) -> Path:
+    config = {"method": "tinybert", "stage": "task", "teacher": str(root / "teacher" / "model"),
+              "student": {"init": "random", "size": {"num_hidden_layers": 1, "hidden_size": 16,
+                                                      "num_attention_heads": 2, "intermediate_size": 32}},
+              "task": {"train": str(root / "cls/train.jsonl"), "test": str(root / "cls/test.jsonl"), "max_length": 16},
+              "phase_train": {"intermediate": {"epochs": 4}, "prediction": {"epochs": 8}},
+              "run_dir": str(root / "runs" / name), "train": QUICK, **fields}
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_task_distillation_runs_both_phases_and_reports(teacher):
+    assert main(["distill", str(_write(teacher, "task"))]) == 0
+    run = teacher / "runs" / "task"
+    for phase in ("phase1-intermediate", "phase2-prediction"):
+        rows = [json.loads(line) for line in (run / phase / "metrics.jsonl").read_text().splitlines()]
+        assert rows and all(r["loss"] == r["loss"] for r in rows)
+    first = [json.loads(line) for line in (run / "phase1-intermediate" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss/embedding", "loss/attention", "loss/hidden"} <= set(first[0])
+    assert first[-1]["loss"] < first[0]["loss"], "the intermediate losses did not go down"
+    student = TaskModel.from_pretrained(run / "model")
+    assert student.encoder.config.num_hidden_layers == 1 and student.encoder.config.hidden_size == 16
+    summary = json.loads((run / "distill_summary.json").read_text())
+    assert summary["student_parameters"] < summary["teacher_parameters"]
+    results = json.loads((run / "results.json").read_text())
+    names = [v["name"] for v in results["variants"]]
+    assert names == ["teacher", "student"]
+    assert (run / "report.md").read_text().count("| student") == 1
+    # the student folder is a fine-tuned model like any other: `evaluate` reads it
+    out = teacher / "student-metrics.json"
+    assert main(["evaluate", str(run / "model"), str(teacher / "cls/test.jsonl"), "-o", str(out)]) == 0
+    assert 0.0 <= json.loads(out.read_text())["accuracy"] <= 1.0
+
+
+def test_a_layer_map_naming_a_missing_teacher_layer_stops_before_training(teacher, capsys):
+    path = _write(teacher, "badmap", layer_map=[5])
+    assert main(["distill", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "layer map" in err and "teacher has 2 layers" in err
+    assert not (teacher / "runs" / "badmap").exists()
+
+
+def test_labels_the_teacher_does_not_know_stop_before_training(teacher, tmp_path):
+    rows = [json.loads(line) for line in (teacher / "cls/train.jsonl").read_text().splitlines()]
+    rows[0]["label"] = "fox"
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = load_config(_write(teacher, "badlabels", task={"train": str(other)}))
+    with pytest.raises(ConfigError, match="labels \\['fox'\\].*teacher does not know"):
+        Distilling(config)
+
+
+def test_a_student_with_another_vocabulary_is_refused(teacher, tmp_path):
+    from bertology import BertConfig, BertModel
+
+    BertModel(BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(tmp_path / "other")
+    config = load_config(_write(teacher, "badvocab", student={"init": "pretrained", "model": str(tmp_path / "other")}))
+    with pytest.raises(ConfigError, match="vocabulary of 99 tokens"):
+        Distilling(config)
+
+
+def test_a_teacher_that_is_not_fine_tuned_is_refused_for_task_distillation(teacher):
+    config = load_config(_write(teacher, "notfinetuned", teacher=str(teacher / "enc")))
+    with pytest.raises(ConfigError, match="not a fine-tuned model folder"):
+        Distilling(config)
+
+
+def test_recipes_are_listed_and_parse():
+    from bertology.runs.config import recipe_names
+    from bertology.runs.distill import RECIPE_FOLDER
+
+    assert recipe_names(RECIPE_FOLDER) == ["distilbert", "tinybert-general", "tinybert-task"]
+    assert "tinybert-task" not in recipe_names()  # not a pretraining recipe
+    with pytest.raises(ConfigError, match="'teacher' is required"):
+        load_config("tinybert-task")
+
+
+def test_general_distillation_and_distilbert_on_a_corpus(tmp_path):
+    from itertools import islice
+
+    from bertology import BertConfig, BertForMaskedLM, Tokenizer
+    from bertology.assets import english_fortune_files, read_fortunes
+    from bertology.data import prepare_corpus
+
+    texts = list(islice((t for f in english_fortune_files() for t in read_fortunes(f)), 120))
+    (tmp_path / "text.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
+    tok = Tokenizer.train(iter(texts), vocab_size=600, min_frequency=1)
+    teacher = tmp_path / "teacher"
+    BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=64)).save_pretrained(teacher)
+    tok.save_pretrained(teacher)
+    prepare_corpus([tmp_path / "text.txt"], tmp_path / "corpus", tok, progress=False)
+    common = ["--teacher", str(teacher), "--corpus", str(tmp_path / "corpus"), "--set", "train.max_steps=4",
+              "--set", "train.batch_size=4", "--set", "train.bf16=false", "--set", "train.progress=false",
+              "--set", "train.plot=false", "--set", "train.save_every=0", "--set", "max_length=32",
+              "--set", "train.log_every=1"]
+    general = ["distill", "tinybert-general", "--run-dir", str(tmp_path / "general"), *common,
+               "--set", "student.size.num_hidden_layers=2", "--set", "student.size.hidden_size=16",
+               "--set", "student.size.num_attention_heads=2", "--set", "student.size.intermediate_size=32"]
+    assert main(general) == 0
+    assert (tmp_path / "general" / "model" / "config.json").is_file()
+    assert main(["distill", "distilbert", "--run-dir", str(tmp_path / "distilbert"), *common]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "distilbert" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss/distilbert_soft", "loss/cosine", "loss/mlm"} <= set(rows[0])
+    saved = json.loads((tmp_path / "distilbert" / "model" / "config.json").read_text())
+    assert saved["num_hidden_layers"] == 2  # every other one of the teacher's 4
+    assert main(general) == 2  # the folder holds a run: refused without --resume or --overwrite
+    assert main([*general, "--overwrite"]) == 0
