@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .config import BertConfig
+from .dropout import Dropout
 
 
 class TokenPositionSegmentEmbedding(nn.Module):
@@ -18,7 +19,7 @@ class TokenPositionSegmentEmbedding(nn.Module):
         self.position = nn.Embedding(config.max_position_embeddings, width)
         self.segment = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size > 0 else None
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None

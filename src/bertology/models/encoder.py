@@ -10,6 +10,7 @@ from torch import nn
 from .activations import ACTIVATIONS
 from .attention import Padding, SelfAttention
 from .config import BertConfig
+from .dropout import Dropout
 
 
 class FeedForward(nn.Module):
@@ -32,7 +33,7 @@ class EncoderLayer(nn.Module):
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = FeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(
         self, x: torch.Tensor, padding: Padding, return_probs: bool = False, return_scores: bool = False

@@ -29,6 +29,7 @@ from torch import nn
 from ..assets import AssetMissing
 from ..utils.io import atomic_path
 from .config import BertConfig
+from .dropout import Dropout
 
 __all__ = [
     "KNOWN_CJK_FONTS", "FusionEmbedding", "GlyphEmbedding", "GlyphReport", "GlyphRenderer",
@@ -401,7 +402,7 @@ class FusionEmbedding(nn.Module):
         self.fuse = nn.Linear(hidden + pinyin_dim + glyph_dim, hidden)
         self.position = nn.Embedding(config.max_position_embeddings, hidden)
         self.norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor | None,
                 pinyin_ids: torch.Tensor) -> torch.Tensor:
