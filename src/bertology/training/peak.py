@@ -149,3 +149,22 @@ def training_flops(model: torch.nn.Module, tokens: float) -> float:
     frozen weights and heads computed at a subset of positions."""
     params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n or "norm" in n)
     return 6.0 * params * tokens
+
+
+def raise_peak(dtype: torch.dtype, device: str, achieved: float) -> float:
+    """A run reached `achieved` FLOP/s, more than the cached peak: that peak was measured while something else
+    loaded the machine. Keep the achieved rate as the new (still conservative) peak, so MFU stays honest
+    and the cache heals itself; returns it."""
+    path = cache_dir() / "peak.json"
+    key = _cache_key(dtype, device)
+    cached = _read_cache(path)
+    old = cached.get(key)
+    logger.warning("achieved %.3g FLOP/s, above the cached %s matmul peak of %.3g (measured under load?); "
+                   "using the achieved rate as the peak from now on", achieved, key, old or 0.0)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as handle:
+            json.dump({**cached, key: achieved}, handle, indent=2, sort_keys=True)
+    except OSError as exc:
+        logger.warning("could not update the matmul peak in %s: %s", path, exc)
+    return achieved
