@@ -24,6 +24,7 @@ COMMANDS = {
     "evaluate": ["evaluate", "no-such-model", "no-such-data.jsonl"],
     "pretrain": ["pretrain", "no-such-config.yaml"],
     "finetune": ["finetune", "no-such-config.yaml"],
+    "distill": ["distill", "no-such-config.yaml"],
 }
 
 
