@@ -308,3 +308,21 @@ def test_a_failure_midway_leaves_no_finished_looking_folder(tmp_path, en_tok, en
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp shard left
     with pytest.raises(CorpusError, match="no meta.json"):
         TokenCorpus(tmp_path / "out")
+
+
+def test_chunk_lookup_gives_the_tokens_of_whole_sentences(en_tok):
+    # Tokenizing each whitespace-separated chunk once (English fast path) must equal tokenizing sentences whole,
+    # case classes included; a control character Python splits at but BERT deletes takes the slow path.
+    from bertology.data.prepare import _Options, _Processor
+
+    texts = ["Hello WORLD iPhone, naïve CAFÉ... [MASK]x  tab\there\nnew-line ΑΣ Σ", "x" * 130 + " ok. Yes!",
+             "a\x1cb c\x0bd", "Hello again world, world. Hello!", "\u2028spaced\u3000out\xa0text"]
+    docs = [(text, f"doc:{i}") for i, text in enumerate(texts)]
+    options = _Options(en_tok.backend.to_str(), "uint16", "auto", None, True, 4096)
+    fast, slow = _Processor(options), _Processor(options)
+    assert fast._chunks is not None
+    slow._chunks = None
+    for _ in range(2):  # the second pass looks every chunk up
+        a, b = fast(docs), slow(docs)
+        assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.sentence_lengths, b.sentence_lengths)
+        assert np.array_equal(a.word_starts, b.word_starts) and np.array_equal(a.case, b.case)
