@@ -130,6 +130,11 @@ def main() -> None:
                                  [*common, "student.init=pretrained", f"student.model={general_model}",
                                   f"layer_map={layer_map}"])))
 
+    rows.append(("prediction-layer distillation only (general-distilled init)",
+                 distill_row(out / "general-prediction-only",
+                             [*common, "student.init=pretrained", f"student.model={general_model}",
+                              "phases=[prediction]", f"phase_train.prediction.epochs={budget}",
+                              "phase_train={prediction: {epochs: %d, learning_rate: %g}}" % (budget, STUDENT_LR)])))
     base = teacher["test"]
     lines = [[name, f"{r['parameters']:,}", f"{r['test']:.4f}", f"{100 * r['test'] / base:.1f}%", f"{r['seconds']:.0f}"]
              for name, r in rows]
