@@ -66,6 +66,7 @@ def test_task_distillation_runs_both_phases_and_reports(teacher):
     assert names == ["teacher", "student"]
     assert (run / "report.md").read_text().count("| student") == 1
     # the student folder is a fine-tuned model like any other: `evaluate` reads it
+    assert main(["distill", str(_write(teacher, "task"))]) == 2  # the folder holds this run: not silently redone
     out = teacher / "student-metrics.json"
     assert main(["evaluate", str(run / "model"), str(teacher / "cls/test.jsonl"), "-o", str(out)]) == 0
     assert 0.0 <= json.loads(out.read_text())["accuracy"] <= 1.0

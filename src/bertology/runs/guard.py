@@ -41,10 +41,15 @@ HARMLESS = frozenset({
 })
 
 
+def _sub_runs(run_dir: Path) -> list[Path]:
+    """The Trainer runs inside a run folder: fine-tuning's stages, distillation's phases."""
+    return sorted(p for pattern in ("stage*", "phase*") for p in run_dir.glob(pattern) if p.is_dir())
+
+
 def used(run_dir: Path) -> list[str]:
     """What in `run_dir` shows another run was there (its checkpoints, its metrics log), also in stage folders."""
     found = []
-    for folder in [run_dir, *sorted(p for p in run_dir.glob("stage*") if p.is_dir())]:
+    for folder in [run_dir, *_sub_runs(run_dir)]:
         checkpoints = folder / "checkpoints"
         if checkpoints.is_dir() and any(checkpoints.iterdir()):
             found.append(str(checkpoints.relative_to(run_dir)))
@@ -54,8 +59,8 @@ def used(run_dir: Path) -> list[str]:
 
 
 def stored_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run folder's config.yaml (a multi-stage fine-tuning run's first stage's), or None."""
-    candidates = [run_dir / "config.yaml", *sorted(run_dir.glob("stage*/config.yaml"))]
+    """The run folder's config.yaml (a multi-stage run's first stage's or phase's), or None."""
+    candidates = [run_dir / "config.yaml", *(folder / "config.yaml" for folder in _sub_runs(run_dir))]
     for path in candidates:
         if path.is_file():
             with open(path, encoding="utf-8") as handle:
