@@ -147,3 +147,14 @@ def test_general_distillation_and_distilbert_on_a_corpus(tmp_path):
     assert saved["num_hidden_layers"] == 2  # every other one of the teacher's 4
     assert main(general) == 2  # the folder holds a run: refused without --resume or --overwrite
     assert main([*general, "--overwrite"]) == 0
+
+
+def test_the_true_labels_can_join_the_soft_targets(teacher):
+    """label_weight adds the task's own loss (on the true labels) in the prediction phase, logged beside it."""
+    path = _write(teacher, "labels", label_weight=0.5, phases=["prediction"],
+                  phase_train={"prediction": {"epochs": 2}})
+    assert main(["distill", str(path)]) == 0
+    rows = [json.loads(line) for line in (teacher / "runs" / "labels" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss/prediction", "loss/labels", "accuracy"} <= set(rows[0])
+    first = rows[0]
+    assert first["loss"] == pytest.approx(first["loss/prediction"] + first["loss/labels"], rel=1e-5)

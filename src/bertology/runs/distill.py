@@ -108,6 +108,9 @@ class DistillConfig:
     phase_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: DistilBERT's weight of the student's own masked-LM loss
     mlm_weight: float = 2.0
+    #: task distillation: weight of the loss on the true labels beside the soft targets (0: soft targets only,
+    #: as TinyBERT)
+    label_weight: float = 0.0
     max_length: int = 128
     run_dir: str = field(default="runs/distill", metadata={"path": True})
     seed: int = 42
@@ -138,6 +141,8 @@ class DistillConfig:
         if unknown:
             raise ConfigError(f"{where.child('phase_train')}names phase(s) {unknown} the run does not have "
                               f"({self.phase_list()})")
+        if self.label_weight < 0:
+            raise ConfigError(f"{where}field 'label_weight' must be >= 0, got {self.label_weight}")
         if self.augment.enabled and self.stage != "task":
             raise ConfigError(f"{where.child('augment')}augmentation applies to task distillation")
         if self.augment.enabled and not self.augment.model:
@@ -351,7 +356,8 @@ class Distilling:
         for index, phase in enumerate(phases):
             folder = run_dir if len(phases) == 1 else run_dir / f"phase{index + 1}-{phase}"
             module = Distillation(self.student, self.teacher, self.losses, phase, mlm_weight=(
-                config.mlm_weight if config.method == "distilbert" else 0.0))
+                config.mlm_weight if config.method == "distilbert" else 0.0),
+                label_weight=config.label_weight if config.stage == "task" else 0.0)
             trainer = Trainer(module, self.train_data, self.train_configs[phase], folder, collate=self.collate,
                               run_config=run_config(config))
             result = trainer.train(resume=resume)

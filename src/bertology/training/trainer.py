@@ -392,7 +392,7 @@ class Trainer:
         values = {k: v / self.world.size for k, v in zip(keys, reduced, strict=True)}
         tokens = values.pop("_tokens") * self.world.size
         flops = values.pop("_flops") * self.world.size / elapsed
-        if flops / self.world.size > peak * 1.02:  # the cached peak was measured under load: it heals here
+        if flops / self.world.size > peak:  # the cached peak was measured under load: it heals here
             peak = self._peak = raise_peak(self._dtype, self.device.type, flops / self.world.size)
         record = {"step": self.step, "split": "train", **values}
         record.update({

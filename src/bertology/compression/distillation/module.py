@@ -26,7 +26,9 @@ class Distillation(nn.Module):
     the prediction layer) or both masked-LM models (DistilBERT)."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, losses: nn.ModuleDict, phase: str = "all",
-                 task: str | None = None, mlm_weight: float = 0.0) -> None:
+                 task: str | None = None, mlm_weight: float = 0.0, label_weight: float = 0.0) -> None:
+        """`mlm_weight`: DistilBERT's own masked-LM loss; `label_weight`: the task's loss on the true labels
+        beside the soft targets (Hinton et al.'s mix), in the phases that train the prediction layer."""
         super().__init__()
         self.student = student
         self.losses = losses
@@ -34,6 +36,7 @@ class Distillation(nn.Module):
         self.phase = phase
         self.task = task
         self.mlm_weight = mlm_weight
+        self.label_weight = label_weight
 
     @property
     def teacher(self) -> nn.Module:
@@ -58,7 +61,7 @@ class Distillation(nn.Module):
     # ---------------------------------------------------------------------------------- forward
     def forward(self, **batch: Any) -> StepOutput:
         active = self.active()
-        scores = any(getattr(loss, "needs_scores", False) or loss.name == "attention" for loss in active.values())
+        scores = any(loss.name == "attention" for loss in active.values())
         logits = any(loss.stage == "prediction" or loss.name in ("distilbert_soft",) for loss in active.values())
         student, own_loss = self._views(self.student, batch, scores, logits)
         with torch.no_grad():
@@ -66,7 +69,14 @@ class Distillation(nn.Module):
         losses = {name: float(loss.options.weight) * loss(student, teacher, batch) for name, loss in active.items()}
         if self.mlm_weight and own_loss is not None:
             losses["mlm"] = self.mlm_weight * own_loss
-        return StepOutput(losses)
+        metrics = {}
+        if self.label_weight and logits and student.logits is not None and hasattr(self.student, "heads"):
+            head = self.student.heads[batch.get("task") or self.task or self.student.default_task]
+            targets = {k: batch[k] for k in head.kind.target_keys if k in batch}
+            if targets:
+                loss, metrics = head.kind.loss(head.config, student.logits, targets)
+                losses["labels"] = self.label_weight * loss
+        return StepOutput(losses, metrics)
 
     def _views(self, model: nn.Module, batch: Mapping[str, Any], scores: bool, logits: bool
                ) -> tuple[Views, torch.Tensor | None]:
