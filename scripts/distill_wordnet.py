@@ -2,7 +2,7 @@
 (45 lexicographer files), as teacher; a 4-layer, 128-wide student (about 4.7x fewer parameters, embeddings
 counted) distilled in several ways on the same data and budget. Prints and writes OUT/tables.md.
 
-    python scripts/distill_wordnet.py OUT [--train 4000] [--only ROW]
+    python scripts/distill_wordnet.py OUT [--train 4000] [--augment]
 
 Rows (each a run folder under OUT; a row whose results exist is read, not rerun, so a sweep resumes):
 - teacher: MiniLM fine-tuned (full tuning, mean pooling);
@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--train", type=int, default=4000)
     parser.add_argument("--general-steps", type=int, default=400)
+    parser.add_argument("--augment", action="store_true", help="add the augmentation row (trains a masked LM first)")
+    parser.add_argument("--mlm-steps", type=int, default=300)
+    parser.add_argument("--copies", type=int, default=4)
     args = parser.parse_args()
     out = args.out.resolve()
     data = out / "data" / "wordnet"
@@ -134,7 +137,29 @@ def main() -> None:
                  distill_row(out / "general-prediction-only",
                              [*common, "student.init=pretrained", f"student.model={general_model}",
                               "phases=[prediction]", f"phase_train.prediction.epochs={budget}",
-                              "phase_train={prediction: {epochs: %d, learning_rate: %g}}" % (budget, STUDENT_LR)])))
+                              f"phase_train={{prediction: {{epochs: {budget}, learning_rate: {STUDENT_LR}}}}}"])))
+    if args.augment:
+        # TinyBERT's augmentation needs a masked LM: MiniLM ships without MLM head weights, so one is trained
+        # here on top of MiniLM's encoder (masked LM only, English fortunes), then proposes replacement words.
+        mlm = out / "mlm"
+        if not (mlm / "model" / "config.json").is_file():
+            import subprocess
+
+            subprocess.run(["bertology", "pretrain", "bert", "--corpus", str(corpus),
+                            "--tokenizer", str(minilm_dir()), "--run-dir", str(mlm), "--overwrite",
+                            "--set", f"model.from_pretrained={minilm_dir()}", "--set", "objectives={mlm: 1.0}",
+                            "--set", "data.format=full_sentences", "--set", "data.max_length=64",
+                            "--set", f"train.max_steps={args.mlm_steps}", "--set", "train.progress=false",
+                            "--set", f"train.eval_every={args.mlm_steps}", "--set", f"train.save_every={args.mlm_steps}"],
+                           check=True)
+        steps = budget * (args.train // 32)  # the same optimizer steps as the 7-epoch rows
+        rows.append((f"prediction-layer distillation with augmentation (general init, {steps} steps)",
+                     distill_row(out / "general-prediction-augmented",
+                                 [*common, "student.init=pretrained", f"student.model={general_model}",
+                                  "phases=[prediction]",
+                                  f"phase_train={{prediction: {{max_steps: {steps}, learning_rate: {STUDENT_LR}}}}}",
+                                  "augment.enabled=true", f"augment.model={mlm / 'model'}",
+                                  f"augment.copies={args.copies}", "augment.vectors=teacher"])))
     base = teacher["test"]
     lines = [[name, f"{r['parameters']:,}", f"{r['test']:.4f}", f"{100 * r['test'] / base:.1f}%", f"{r['seconds']:.0f}"]
              for name, r in rows]
