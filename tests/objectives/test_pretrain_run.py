@@ -212,3 +212,19 @@ def test_cli_pretrain_on_the_cpu(chinese, tmp_path, capsys):
     assert main(args) == 0
     assert "finished at step 2" in capsys.readouterr().out
     assert load_config(str(run / "config.yaml")).train.device == "cpu"
+
+
+def test_mlm_only_export_of_an_encoder_with_a_pooler(tmp_path, tiny_config):
+    """Continuing MLM from a folder whose encoder has a pooler (MiniLM): the masked-LM export has no pooler
+    (as transformers' BertForMaskedLM), so the pooler is left out instead of failing at the end of the run."""
+    from bertology import BertForMaskedLM, load
+    from bertology.models.heads import Pooler
+    from bertology.objectives import PretrainingModel
+
+    torch.manual_seed(0)
+    model = PretrainingModel(tiny_config, ["mlm"])
+    model.bert.pooler = Pooler(tiny_config.hidden_size)
+    model.save_pretrained(tmp_path / "model")
+    exported = load(tmp_path / "model")
+    assert isinstance(exported, BertForMaskedLM)
+    torch.testing.assert_close(exported.bert.encoder.layers[0].ffn.up.weight, model.bert.encoder.layers[0].ffn.up.weight)

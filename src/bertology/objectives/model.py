@@ -99,6 +99,8 @@ class PretrainingModel(nn.Module):
             target = type(self.bert)(self.config, add_pooling_layer=self.bert.pooler is not None)
         encoder = target.bert if hasattr(target, "bert") else target
         missing, unexpected = encoder.load_state_dict(self.bert.state_dict(), strict=False)
+        # a pooler continued from a pretrained folder has no place in a masked-LM export (transformers' has none)
+        unexpected = [u for u in unexpected if not (u.startswith("pooler.") and getattr(encoder, "pooler", 1) is None)]
         if unexpected or [m for m in missing if not m.startswith("pooler")]:
             raise RuntimeError(f"encoder export mismatch: missing {missing}, unexpected {unexpected}")
         if "mlm" in heads and hasattr(target, "mlm_head"):
