@@ -138,6 +138,16 @@ def main() -> None:
                              [*common, "student.init=pretrained", f"student.model={general_model}",
                               "phases=[prediction]", f"phase_train.prediction.epochs={budget}",
                               f"phase_train={{prediction: {{epochs: {budget}, learning_rate: {STUDENT_LR}}}}}"])))
+    rows.append(("prediction-layer distillation + the true labels (label_weight 1)",
+                 distill_row(out / "general-prediction-labels",
+                             [*common, "student.init=pretrained", f"student.model={general_model}",
+                              "phases=[prediction]", "label_weight=1.0",
+                              f"phase_train={{prediction: {{epochs: {budget}, learning_rate: {STUDENT_LR}}}}}"])))
+    rows.append((f"prediction-layer distillation, 3x the budget ({3 * budget} epochs)",
+                 distill_row(out / "general-prediction-long",
+                             [*common, "student.init=pretrained", f"student.model={general_model}",
+                              "phases=[prediction]",
+                              f"phase_train={{prediction: {{epochs: {3 * budget}, learning_rate: {STUDENT_LR}}}}}"])))
     if args.augment:
         # TinyBERT's augmentation needs a masked LM: MiniLM ships without MLM head weights, so one is trained
         # here on top of MiniLM's encoder (masked LM only, English fortunes), then proposes replacement words.
