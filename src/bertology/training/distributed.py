@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -45,6 +46,14 @@ class World:
         return bool(self.all_reduce_sum([float(flag)])[0]) if self.distributed else flag
 
 
+def _leave_group() -> None:
+    if dist.is_initialized():
+        try:
+            dist.destroy_process_group()  # no barrier: a peer that crashed must not keep this one waiting
+        except Exception:  # a peer already gone: nothing left to leave cleanly
+            pass
+
+
 def init_world() -> World:
     """Join the process group torchrun describes in the environment (a single process needs none)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -56,6 +65,9 @@ def init_world() -> World:
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
+        # Leave the group before the interpreter tears down its threads: a group left to exit handlers can
+        # abort the process ("terminate called without an active exception") after a finished run.
+        atexit.register(_leave_group)
     device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     return World(rank=rank, size=size, local_rank=local_rank, device=device)
 
