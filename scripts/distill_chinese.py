@@ -17,10 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from distill_wordnet import distill_row, finetune_row  # noqa: E402
+from distill_wordnet import distill_row, finetune_row, write_table  # noqa: E402
 
 from bertology.datasets import write_task  # noqa: E402
-from bertology.utils.table import format_table  # noqa: E402
 
 STUDENT = {"num_hidden_layers": 2, "hidden_size": 96, "num_attention_heads": 4, "intermediate_size": 384}
 TASK_EPOCHS = {"intermediate": 3, "prediction": 2}
@@ -80,15 +79,9 @@ def main() -> None:
     rows.append(("general + task distillation (uniform map)",
                  distill_row(out / "general-task", [*common, "student.init=pretrained",
                                                     f"student.model={general / 'model'}"])))
-    base = teacher["test"]
-    lines = [[name, f"{r['parameters']:,}", f"{r['test']:.4f}", f"{100 * r['test'] / base:.1f}%", f"{r['seconds']:.0f}"]
-             for name, r in rows]
-    header = ["model", "encoder parameters", "test accuracy", "share of teacher", "seconds"]
-    text = (f"Chinese sentiment, {args.train} training / 1,000 dev / 2,000 test reviews; teacher pretrained "
-            f"{args.pretrain_steps} steps; general distillation {args.general_steps} steps on People's Daily\n\n"
-            + format_table(header, lines, markdown=True) + "\n")
-    (out / "tables.md").write_text(text, encoding="utf-8")
-    print(format_table(header, lines))
+    write_table(out, f"Chinese sentiment, {args.train} training / 1,000 dev / 2,000 test reviews; teacher "
+                     f"pretrained {args.pretrain_steps} steps; general distillation {args.general_steps} steps on "
+                     "People's Daily", rows)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,16 @@ def distill_row(run_dir: Path, overrides: list[str], recipe: str = "tinybert-tas
             "parameters": data["student_parameters"], "seconds": float((run_dir / "seconds.txt").read_text())}
 
 
+def write_table(out: Path, title: str, rows: list[tuple[str, dict]]) -> None:
+    """OUT/tables.md and the terminal: each row's parameters, test accuracy and share of the first (the teacher)."""
+    base = rows[0][1]["test"]
+    lines = [[name, f"{r['parameters']:,}", f"{r['test']:.4f}", f"{100 * r['test'] / base:.1f}%", f"{r['seconds']:.0f}"]
+             for name, r in rows]
+    header = ["model", "encoder parameters", "test accuracy", "share of teacher", "seconds"]
+    (out / "tables.md").write_text(f"{title}\n\n{format_table(header, lines, markdown=True)}\n", encoding="utf-8")
+    print(format_table(header, lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
@@ -170,15 +180,8 @@ def main() -> None:
                                   f"phase_train={{prediction: {{max_steps: {steps}, learning_rate: {STUDENT_LR}}}}}",
                                   "augment.enabled=true", f"augment.model={mlm / 'model'}",
                                   f"augment.copies={args.copies}", "augment.vectors=teacher"])))
-    base = teacher["test"]
-    lines = [[name, f"{r['parameters']:,}", f"{r['test']:.4f}", f"{100 * r['test'] / base:.1f}%", f"{r['seconds']:.0f}"]
-             for name, r in rows]
-    header = ["model", "encoder parameters", "test accuracy", "share of teacher", "seconds"]
-    text = (f"WordNet lexnames, {args.train} training / 1,000 dev / 2,000 test glosses; general distillation "
-            f"{args.general_steps} steps on English fortunes ({gd['seconds']:.0f} s)\n\n"
-            + format_table(header, lines, markdown=True) + "\n")
-    (out / "tables.md").write_text(text, encoding="utf-8")
-    print(format_table(header, lines))
+    write_table(out, f"WordNet lexnames, {args.train} training / 1,000 dev / 2,000 test glosses; general "
+                     f"distillation {args.general_steps} steps on English fortunes ({gd['seconds']:.0f} s)", rows)
 
 
 if __name__ == "__main__":

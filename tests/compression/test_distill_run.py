@@ -54,6 +54,11 @@ def test_task_distillation_runs_both_phases_and_reports(teacher):
     for phase in ("phase1-intermediate", "phase2-prediction"):
         rows = [json.loads(line) for line in (run / phase / "metrics.jsonl").read_text().splitlines()]
         assert rows and all(r["loss"] == r["loss"] for r in rows)
+    merged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in merged] == sorted((r["phase"] for r in merged), key=["intermediate", "prediction"].index)
+    train_steps = [r["step"] for r in merged if r["split"] == "train"]
+    assert train_steps == sorted(set(train_steps)), "steps count across phases"
+    assert (run / "config.yaml").is_file()
     first = [json.loads(line) for line in (run / "phase1-intermediate" / "metrics.jsonl").read_text().splitlines()]
     assert {"loss/embedding", "loss/attention", "loss/hidden"} <= set(first[0])
     assert first[-1]["loss"] < first[0]["loss"], "the intermediate losses did not go down"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import yaml
 
 from ..assets import model_path
 from ..compression.distillation.augment import AugmentOptions, augment_file
@@ -32,11 +33,10 @@ from ..compression.distillation.module import Distillation
 from ..compression.distillation.student import (
     freeze,
     from_teacher_layers,
-    parameter_count,
     pretrained_student,
     random_student,
 )
-from ..compression.report import CompressionReport, measure_variant
+from ..compression.report import CompressionReport, count_parameters, measure_variant
 from ..errors import ConfigError, RunInterrupted
 from ..training import TrainConfig, Trainer
 from ..training.seeding import seed_everything
@@ -167,10 +167,8 @@ class DistillConfig:
 def load_config(source: str | Path, overrides: list[str] | None = None) -> DistillConfig:
     """A distill config from a YAML file or a packaged recipe (`tinybert-general`, `tinybert-task`, `distilbert`)."""
     config = load_run_config(DistillConfig, source, overrides, recipes=RECIPE_FOLDER)
-    for key in ("teacher",):
-        value = getattr(config, key)
-        if value and not Path(value).exists():
-            setattr(config, key, str(model_path(value)))
+    if config.teacher and not Path(config.teacher).exists():
+        config.teacher = str(model_path(config.teacher))  # a registry alias such as `minilm`
     config.validate()
     return config
 
@@ -352,15 +350,21 @@ class Distilling:
         run_dir = Path(config.run_dir)
         start = time.perf_counter()
         phases = config.phase_list()
+        folders = [run_dir] if len(phases) == 1 else [run_dir / f"phase{i + 1}-{p}" for i, p in enumerate(phases)]
+        if len(phases) > 1:  # the run folder itself holds the resolved config, as every training command's does
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_write(run_dir / "config.yaml") as handle:
+                yaml.safe_dump(run_config(config), handle, sort_keys=False, allow_unicode=True)
         steps = {}
-        for index, phase in enumerate(phases):
-            folder = run_dir if len(phases) == 1 else run_dir / f"phase{index + 1}-{phase}"
+        for phase, folder in zip(phases, folders, strict=True):
             module = Distillation(self.student, self.teacher, self.losses, phase, mlm_weight=(
                 config.mlm_weight if config.method == "distilbert" else 0.0),
                 label_weight=config.label_weight if config.stage == "task" else 0.0)
             trainer = Trainer(module, self.train_data, self.train_configs[phase], folder, collate=self.collate,
                               run_config=run_config(config))
             result = trainer.train(resume=resume)
+            if len(phases) > 1:
+                _merge_metrics(run_dir, phases, folders)
             if result.stopped == "interrupted":
                 raise RunInterrupted(f"distillation was interrupted in phase {phase!r} at step {result.step} by "
                                      f"{result.stop_signal or 'a signal'}; run the same command with --resume",
@@ -369,8 +373,8 @@ class Distilling:
         self.student.save_pretrained(run_dir / "model")
         self.tokenizer.save_pretrained(run_dir / "model" / ("tokenizer" if config.stage == "task" else ""))
         summary = {"phases": steps, "seconds": round(time.perf_counter() - start, 1),
-                   "teacher_parameters": parameter_count(self.teacher_encoder),
-                   "student_parameters": parameter_count(self.student_encoder)}
+                   "teacher_parameters": count_parameters(self.teacher_encoder),
+                   "student_parameters": count_parameters(self.student_encoder)}
         self.write_report(run_dir, summary)
         return summary
 
@@ -404,6 +408,21 @@ class Distilling:
         with atomic_write(run_dir / "distill_summary.json") as handle:
             json.dump(summary, handle, indent=2)
         print(report.render_terminal())
+
+
+def _merge_metrics(run_dir: Path, phases: list[str], folders: list[Path]) -> None:
+    """The run folder's metrics.jsonl for a run of several phases: every phase's records in order, each with
+    its `phase`, its own `phase_step`, and `step` counted across phases (so steps stay unique)."""
+    lines, offset = [], 0
+    for phase, folder in zip(phases, folders, strict=True):
+        path = folder / "metrics.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+        for record in records:
+            lines.append(json.dumps({**record, "phase": phase, "phase_step": record["step"],
+                                     "step": offset + record["step"]}))
+        offset += max((r["step"] for r in records), default=0)
+    with atomic_write(run_dir / "metrics.jsonl") as handle:
+        handle.write("".join(line + "\n" for line in lines))
 
 
 def _encoder_of(model: torch.nn.Module) -> torch.nn.Module:

@@ -18,6 +18,7 @@ A new loss is one module::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -201,9 +202,9 @@ class DistillationLoss(nn.Module):
         self.where = as_where(where)
         self.layer_map = layer_map
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The name it is registered under (for messages)."""
+        """The name it is registered under (looked up once: the training step reads it)."""
         return next((n for n, c in DISTILLATION_LOSSES.items() if c is type(self)), type(self).__name__)
 
     def forward(self, student: Views, teacher: Views, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -381,56 +382,57 @@ class AttentionLoss(DistillationLoss):
         return total
 
 
-@DISTILLATION_LOSSES.register("prediction", options=PredictionLossOptions)
-class PredictionLoss(DistillationLoss):
-    """TinyBERT's L_pred = -softmax(z^T / T) . log_softmax(z^S / T), the mean over examples, or for token-level
-    (batch, seq, classes) logits over the real tokens (or the `positions` the batch names); times T^2 when
-    `scale_by_t_squared`."""
+class _SoftTargets(DistillationLoss):
+    """What the two soft-target losses share: both models' logits (same vocabulary or label set), taken at the
+    rows that count and divided by the temperature."""
 
     stage = "prediction"
+    reads = "its prediction head (Views.logits)"
 
     def __init__(self, options: Any, student_config: BertConfig, teacher_config: BertConfig,
                  layer_map: LayerMap | None = None, where: str | Where = "") -> None:
         super().__init__(options, student_config, teacher_config, layer_map, where)
         self._same_vocab()
 
-    def forward(self, student: Views, teacher: Views, batch: Mapping[str, Any]) -> torch.Tensor:
-        zs = _need(student, "logits", "student", "prediction", "its prediction head (Views.logits)")
-        zt = _need(teacher, "logits", "teacher", "prediction", "its prediction head (Views.logits)")
-        _check_logits(zs, zt, "prediction")
+    def scaled_rows(self, student: Views, teacher: Views, batch: Mapping[str, Any]
+                    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(z_S / T, z_T / T, T) at the rows that count (examples, real tokens or the batch's `positions`)."""
+        zs = _need(student, "logits", "student", self.name, self.reads)
+        zt = _need(teacher, "logits", "teacher", self.name, self.reads)
+        _check_logits(zs, zt, self.name)
         t = float(self.options.temperature)
-        zs, zt = _rows(zs.float(), batch, True), _rows(zt.float(), batch, True)
+        return _rows(zs.float(), batch, True) / t, _rows(zt.float(), batch, True) / t, t
+
+
+@DISTILLATION_LOSSES.register("prediction", options=PredictionLossOptions)
+class PredictionLoss(_SoftTargets):
+    """TinyBERT's L_pred = -softmax(z^T / T) . log_softmax(z^S / T), the mean over examples, or for token-level
+    (batch, seq, classes) logits over the real tokens (or the `positions` the batch names); times T^2 when
+    `scale_by_t_squared`."""
+
+    def forward(self, student: Views, teacher: Views, batch: Mapping[str, Any]) -> torch.Tensor:
+        zs, zt, t = self.scaled_rows(student, teacher, batch)
         if zs.shape[0] == 0:
             return zs.sum() * 0.0
-        loss = -(F.softmax(zt / t, dim=-1) * F.log_softmax(zs / t, dim=-1)).sum(-1).mean()
+        loss = -(F.softmax(zt, dim=-1) * F.log_softmax(zs, dim=-1)).sum(-1).mean()
         return loss * t * t if self.options.scale_by_t_squared else loss
 
 
 # ------------------------------------------------------------------------------------------------ DistilBERT
 @DISTILLATION_LOSSES.register("distilbert_soft", options=DistilBertSoftOptions)
-class DistilBertSoftLoss(DistillationLoss):
+class DistilBertSoftLoss(_SoftTargets):
     """DistilBERT's soft-target loss: T^2 KL(softmax(z^T/T) || softmax(z^S/T)) over the vocabulary, the mean
     over the MLM positions (the batch's `positions`, else its real tokens), as DistilBERT's KLDivLoss with
     reduction="batchmean". It differs from the soft cross-entropy by the teacher's entropy, a constant, so
     the gradient is the same and a perfect student scores 0."""
 
-    stage = "prediction"
-
-    def __init__(self, options: Any, student_config: BertConfig, teacher_config: BertConfig,
-                 layer_map: LayerMap | None = None, where: str | Where = "") -> None:
-        super().__init__(options, student_config, teacher_config, layer_map, where)
-        self._same_vocab()
+    reads = "its MLM head (Views.logits)"
 
     def forward(self, student: Views, teacher: Views, batch: Mapping[str, Any]) -> torch.Tensor:
-        zs = _need(student, "logits", "student", "distilbert_soft", "its MLM head (Views.logits)")
-        zt = _need(teacher, "logits", "teacher", "distilbert_soft", "its MLM head (Views.logits)")
-        _check_logits(zs, zt, "distilbert_soft")
-        t = float(self.options.temperature)
-        zs, zt = _rows(zs.float(), batch, True), _rows(zt.float(), batch, True)
+        zs, zt, t = self.scaled_rows(student, teacher, batch)
         if zs.shape[0] == 0:
             return zs.sum() * 0.0
-        kl = F.kl_div(F.log_softmax(zs / t, dim=-1), F.log_softmax(zt / t, dim=-1), reduction="sum",
-                      log_target=True)
+        kl = F.kl_div(F.log_softmax(zs, dim=-1), F.log_softmax(zt, dim=-1), reduction="sum", log_target=True)
         return kl / zs.shape[0] * t * t
 
 

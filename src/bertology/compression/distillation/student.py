@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ...errors import ConfigError
@@ -82,18 +81,6 @@ def pretrained_student(folder: str | Path, teacher: nn.Module, where: str = "") 
     return student
 
 
-def parameter_count(model: nn.Module) -> int:
-    """Parameters, embeddings included, tied tensors once."""
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
-
-
-@torch.no_grad()
 def freeze(model: nn.Module) -> nn.Module:
     """A teacher: evaluation mode and no gradients, for good."""
     model.eval()
