@@ -130,9 +130,12 @@ def test_logged_mfu_of_a_tiny_run_is_a_fraction(tmp_path, tiny_config, frozen):
     assert (trainable < 0.2) if frozen else trainable == 1.0
 
 
-def test_a_peak_cached_under_load_heals_when_a_run_beats_it(tmp_path, tiny_config, caplog):
+def test_a_peak_cached_under_load_heals_when_a_run_beats_it(tmp_path, tiny_config, caplog, monkeypatch):
     """A peak measured while the machine was busy is too low: the run's achieved rate replaces it, so the
     logged MFU never exceeds 1 and the next run reads the better value."""
+    # A private cache: the healed value (a tiny model's rate, far below the machine's peak) must not reach
+    # the session's shared cache, where later tests would read it as the peak.
+    monkeypatch.setenv("BERTOLOGY_CACHE", str(tmp_path / "private-cache"))
     key = peak_module._cache_key(torch.float32, "cpu")
     cache = peak_module.cache_dir() / "peak.json"
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -251,7 +251,7 @@ def test_trains_a_bert_mlm_through_its_loss_output(tmp_path, tiny_config, bf16):
     for (name, p), q in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, msg=name)
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-    assert row["tokens_per_s"] > 0 and 0 < row["mfu"] < 1
+    assert row["tokens_per_s"] > 0 and 0 < row["mfu"] <= 1
 
 
 def test_module_without_losses_is_a_clear_error(tmp_path):
