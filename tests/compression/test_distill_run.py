@@ -127,6 +127,7 @@ def test_general_distillation_and_distilbert_on_a_corpus(tmp_path):
     from bertology import BertConfig, BertForMaskedLM, Tokenizer
     from bertology.assets import english_fortune_files, read_fortunes
     from bertology.data import prepare_corpus
+    from bertology.data.shards import TokenCorpus
 
     texts = list(islice((t for f in english_fortune_files() for t in read_fortunes(f)), 120))
     (tmp_path / "text.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
@@ -145,6 +146,14 @@ def test_general_distillation_and_distilbert_on_a_corpus(tmp_path):
                "--set", "student.size.num_attention_heads=2", "--set", "student.size.intermediate_size=32"]
     assert main(general) == 0
     assert (tmp_path / "general" / "model" / "config.json").is_file()
+    # a pruned student keeps the corpus's tokens (and the special and ASCII character ones), no other
+    pruned = ["distill", "tinybert-general", "--run-dir", str(tmp_path / "pruned"), *general[4:],
+              "--set", "student.vocabulary=data"]
+    assert main(pruned) == 0
+    small = Tokenizer.from_pretrained(tmp_path / "pruned" / "model")
+    used = {t for t, i in tok.vocab.items() if int(TokenCorpus(tmp_path / "corpus").token_counts()[i])}
+    assert used <= set(small.vocab) and small.vocab_size < tok.vocab_size
+    assert json.loads((tmp_path / "pruned" / "model" / "config.json").read_text())["vocab_size"] == small.vocab_size
     assert main(["distill", "distilbert", "--run-dir", str(tmp_path / "distilbert"), *common]) == 0
     rows = [json.loads(line) for line in (tmp_path / "distilbert" / "metrics.jsonl").read_text().splitlines()]
     assert {"loss/distilbert_soft", "loss/cosine", "loss/mlm"} <= set(rows[0])
@@ -163,3 +172,37 @@ def test_the_true_labels_can_join_the_soft_targets(teacher):
     assert {"loss/prediction", "loss/labels", "accuracy"} <= set(rows[0])
     first = rows[0]
     assert first["loss"] == pytest.approx(first["loss/prediction"] + first["loss/labels"], rel=1e-5)
+
+
+def test_a_student_with_a_pruned_vocabulary(teacher, tmp_path):
+    """student.vocabulary: data keeps the tokens of the training data: smaller embeddings, the same inputs in
+    training, its own tokenizer in its folder (evaluate reads it); a later run starts from it and maps the
+    teacher's ids onto its vocabulary."""
+    from bertology import Tokenizer
+
+    path = _write(teacher, "pruned", student={"init": "teacher_layers", "layers": [1], "vocabulary": "data"})
+    assert main(["distill", str(path)]) == 0
+    run = teacher / "runs" / "pruned"
+    full = Tokenizer.from_pretrained(teacher / "enc")
+    small = Tokenizer.from_pretrained(run / "model" / "tokenizer")
+    train_words = {w for line in (teacher / "cls/train.jsonl").read_text().splitlines()
+                   for w in json.loads(line)["text"].split()}
+    assert train_words <= set(small.vocab) and small.vocab_size < full.vocab_size
+    student = TaskModel.from_pretrained(run / "model")
+    assert student.encoder.config.vocab_size == small.vocab_size
+    summary = json.loads((run / "distill_summary.json").read_text())
+    assert summary["student_parameters"] < summary["teacher_parameters"]
+    assert summary["student_test accuracy"] is not None
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", str(run / "model"), str(teacher / "cls/test.jsonl"), "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["accuracy"] == pytest.approx(summary["student_test accuracy"])
+    # the pruned student as the start of another run: the teacher's ids are mapped onto its vocabulary
+    again = _write(teacher, "pruned-again", student={"init": "pretrained", "model": str(run / "model")},
+                   phases=["prediction"], phase_train={"prediction": {"epochs": 1}})
+    distilling = Distilling(load_config(again))
+    assert distilling.input_map is not None and distilling.student_tokenizer.vocab == small.vocab
+    assert distilling.run()["student_parameters"] == summary["student_parameters"]
+    twice = _write(teacher, "pruned-twice", student={"init": "pretrained", "model": str(run / "model"),
+                                                     "vocabulary": "data"})
+    with pytest.raises(ConfigError, match="already has a pruned vocabulary"):
+        Distilling(load_config(twice))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import BertologyError
 from ..utils.io import atomic_write, fsync_dir
@@ -327,6 +328,15 @@ class TokenCorpus:
                 f"sentences={self.num_sentences}, tokens={self.num_tokens})")
 
     # ------------------------------------------------------------------------------------------ lookup
+
+    def token_counts(self, vocab_size: int | None = None) -> torch.Tensor:
+        """How often each token id occurs in the corpus (vocabulary pruning keeps the ones that do)."""
+        size = vocab_size or self.vocab_size
+        counts = np.zeros(size, dtype=np.int64)
+        for shard in self._shards:
+            if shard.num_tokens:
+                counts += np.bincount(np.asarray(shard.tokens, dtype=np.int64), minlength=size)[:size]
+        return torch.from_numpy(counts)
 
     def _sentence_slot(self, s: int) -> tuple[_Shard, int, int]:
         s = int(s)

@@ -14,6 +14,7 @@ before any training starts: vocabularies, layer maps, labels.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -37,6 +38,7 @@ from ..compression.distillation.student import (
     random_student,
 )
 from ..compression.report import CompressionReport, count_parameters, measure_variant
+from ..compression.vocabulary import id_map, kept_tokens, prune_encoder, prune_tokenizer, token_counts
 from ..errors import ConfigError, RunInterrupted
 from ..training import TrainConfig, Trainer
 from ..training.seeding import seed_everything
@@ -67,6 +69,11 @@ class StudentConfig:
     layers: list[int] | None = None
     #: a general-distilled student's model folder (init: pretrained)
     model: str | None = field(default=None, metadata={"path": True})
+    #: full: the teacher's vocabulary; data: only the tokens the distillation data uses, plus the special and
+    #: ASCII character tokens (compression/vocabulary.py): the embeddings shrink, the data reads the same
+    vocabulary: Literal["full", "data"] = "full"
+    #: vocabulary data: at most this many tokens, the most frequent (the data's rarer ones read as [UNK])
+    vocabulary_size: int | None = None
 
 
 @dataclass
@@ -141,6 +148,11 @@ class DistillConfig:
         if unknown:
             raise ConfigError(f"{where.child('phase_train')}names phase(s) {unknown} the run does not have "
                               f"({self.phase_list()})")
+        if self.student.vocabulary_size is not None and self.student.vocabulary != "data":
+            raise ConfigError(f"{where.child('student')}'vocabulary_size' applies with vocabulary: data")
+        if self.student.vocabulary == "data" and self.method == "distilbert":
+            raise ConfigError(f"{where.child('student')}DistilBERT's soft targets span the teacher's whole "
+                              "vocabulary: keep vocabulary: full")
         if self.label_weight < 0:
             raise ConfigError(f"{where}field 'label_weight' must be >= 0, got {self.label_weight}")
         if self.augment.enabled and self.stage != "task":
@@ -192,8 +204,9 @@ class Distilling:
         self.teacher = self._load_teacher()
         teacher_folder = self._teacher_encoder_folder()
         self.tokenizer = load_tokenizer(teacher_folder)
+        self.student_tokenizer = self.tokenizer
+        self.input_map: torch.Tensor | None = None  # teacher ids -> a pruned student's ids
         self.student = self._build_student()
-        self._check_compatible()
         self.layer_map = layer_map(config.layer_map, self.student_encoder.config.num_hidden_layers,
                                    self.teacher_encoder.config.num_hidden_layers, self.where.child("layer_map"))
         spec = config.loss_spec()
@@ -204,6 +217,8 @@ class Distilling:
                 raise ConfigError(f"{self.where.child('phases')}phase {phase!r} has no loss among {list(spec)}")
         self.train_configs = {p: config.phase_config(p, self.where) for p in config.phase_list()}
         self._build_data()
+        if config.student.vocabulary == "data":
+            self._prune_student_vocabulary()
 
     # ------------------------------------------------------------------------------------ models
     def _load_teacher(self) -> torch.nn.Module:
@@ -245,13 +260,17 @@ class Distilling:
     def student_encoder(self) -> torch.nn.Module:
         return _encoder_of(self.student)
 
-    def _build_student(self) -> torch.nn.Module:
+    def _build_student(self, encoder: torch.nn.Module | None = None) -> torch.nn.Module:
         cfg, where = self.config.student, self.where.child("student")
         teacher = self.teacher_encoder
-        if cfg.init == "teacher_layers":
+        if encoder is not None:
+            pass
+        elif cfg.init == "teacher_layers":
             encoder = from_teacher_layers(teacher, cfg.layers, where)
         elif cfg.init == "pretrained":
             encoder = pretrained_student(cfg.model, teacher, where)
+            if encoder.config.vocab_size != teacher.config.vocab_size:
+                self._adopt_pruned_vocabulary(Path(cfg.model), encoder)
         else:
             encoder = random_student(teacher, cfg.size, self.tokenizer if hasattr(teacher, "glyph") else None, where)
         if self.config.stage == "task":
@@ -265,11 +284,44 @@ class Distilling:
             return mlm
         return encoder
 
-    def _check_compatible(self) -> None:
-        s, t = self.student_encoder.config, self.teacher_encoder.config
-        if s.vocab_size != t.vocab_size:
-            raise ConfigError(f"{self.where}teacher and student vocabularies differ ({t.vocab_size} and {s.vocab_size} "
-                              "tokens): they must read the same token ids")
+    def _adopt_pruned_vocabulary(self, folder: Path, encoder: torch.nn.Module) -> None:
+        """A pretrained student with a pruned vocabulary (an earlier `vocabulary: data` run): its own
+        tokenizer, and the map from the teacher's ids to its ids."""
+        from ..tokenization import load_tokenizer
+
+        where = self.where.child("student").child("model")
+        tokenizer_folder = folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder
+        try:
+            tokenizer = load_tokenizer(tokenizer_folder)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{where}the student in {folder} has a vocabulary of {encoder.config.vocab_size} "
+                              f"tokens, the teacher {self.teacher_encoder.config.vocab_size}, and no tokenizer of "
+                              f"its own to map them ({exc})") from None
+        if tokenizer.vocab_size != encoder.config.vocab_size:
+            raise ConfigError(f"{where}the tokenizer in {tokenizer_folder} has {tokenizer.vocab_size} tokens, the "
+                              f"student's embeddings {encoder.config.vocab_size}")
+        self.input_map = id_map(self.tokenizer, tokenizer, str(where))
+        self.student_tokenizer = tokenizer
+
+    def _prune_student_vocabulary(self) -> None:
+        """`student.vocabulary: data`: keep the tokens the distillation data uses (counted on the training
+        examples or the corpus), then rebuild the student around the smaller embeddings."""
+        cfg, where = self.config.student, self.where.child("student").child("vocabulary")
+        if self.input_map is not None:
+            raise ConfigError(f"{where}the student in {cfg.model} already has a pruned vocabulary")
+        vocab = self.tokenizer.vocab_size
+        if self.task is not None:
+            counts = token_counts((f["input_ids"] for f in self.train_data), vocab)
+        else:
+            counts = self.corpus.token_counts(vocab)
+        keep = kept_tokens(counts, self.tokenizer, cfg.vocabulary_size, where=str(where))
+        encoder = prune_encoder(self.student_encoder, keep)
+        self.student_tokenizer = prune_tokenizer(self.tokenizer, keep, str(where))
+        self.input_map = id_map(self.tokenizer, self.student_tokenizer, str(where))
+        unknown = int(counts.sum() - counts[keep].sum())
+        logger.info("student vocabulary: %d of %d tokens kept (%d of the data's %d tokens read as [UNK])",
+                    len(keep), vocab, unknown, int(counts.sum()))
+        self.student = self._build_student(encoder)
 
     # -------------------------------------------------------------------------------------- data
     def _build_data(self) -> None:
@@ -332,7 +384,7 @@ class Distilling:
         from ..data.shards import TokenCorpus
 
         config, tok = self.config, self.tokenizer
-        corpus = TokenCorpus(config.corpus)
+        corpus = self.corpus = TokenCorpus(config.corpus)
         if corpus.vocab_size != tok.vocab_size:
             raise ConfigError(f"{self.where.child('corpus')}{config.corpus} was tokenized with a vocabulary of "
                               f"{corpus.vocab_size} tokens, the teacher's tokenizer has {tok.vocab_size}")
@@ -359,7 +411,7 @@ class Distilling:
         for phase, folder in zip(phases, folders, strict=True):
             module = Distillation(self.student, self.teacher, self.losses, phase, mlm_weight=(
                 config.mlm_weight if config.method == "distilbert" else 0.0),
-                label_weight=config.label_weight if config.stage == "task" else 0.0)
+                label_weight=config.label_weight if config.stage == "task" else 0.0, input_map=self.input_map)
             trainer = Trainer(module, self.train_data, self.train_configs[phase], folder, collate=self.collate,
                               run_config=run_config(config))
             result = trainer.train(resume=resume)
@@ -371,22 +423,31 @@ class Distilling:
                                      result.stop_signal)
             steps[phase] = result.step
         self.student.save_pretrained(run_dir / "model")
-        self.tokenizer.save_pretrained(run_dir / "model" / ("tokenizer" if config.stage == "task" else ""))
+        self.student_tokenizer.save_pretrained(run_dir / "model" / ("tokenizer" if config.stage == "task" else ""))
         summary = {"phases": steps, "seconds": round(time.perf_counter() - start, 1),
                    "teacher_parameters": count_parameters(self.teacher_encoder),
                    "student_parameters": count_parameters(self.student_encoder)}
         self.write_report(run_dir, summary)
         return summary
 
-    def _metric(self, model: torch.nn.Module) -> tuple[str | None, float | None]:
+    def _metric(self, model: torch.nn.Module, tokenizer: Any) -> tuple[str | None, float | None]:
+        """The task metric on the test split (else dev), the text tokenized by `tokenizer`: a pruned
+        student reads it with its own vocabulary, as its users will."""
         if self.task is None:
             return None, None
+        from ..finetuning.features import collator_for, encode
         from ..finetuning.predict import evaluate_task
 
         split = "test" if "test" in self.task.features else ("dev" if "dev" in self.task.features else None)
         if split is None:
             return None, None
-        metrics = evaluate_task(model, self.task, split, self.task_collate, 64)
+        task, collate = self.task, self.task_collate
+        if tokenizer is not self.tokenizer:
+            task = copy.copy(self.task)
+            task.features = {split: encode(task.examples[split], tokenizer, task.kind, task.labels,
+                                           max_length=self.config.task.max_length)}
+            collate = collator_for(tokenizer, task.kind, getattr(_encoder_of(model), "token_inputs", ()))
+        metrics = evaluate_task(model, task, split, collate, 64)
         name = "accuracy" if "accuracy" in metrics else next(iter(metrics))
         return f"{split} {name}", float(metrics[name])
 
@@ -394,14 +455,14 @@ class Distilling:
         """The compression report: teacher and student side by side (size, speed, metric and its share)."""
         report = CompressionReport(reference="teacher", title=f"Distillation report ({self.config.method}, "
                                                                f"{self.config.stage} stage)")
-        vocab = self.teacher_encoder.config.vocab_size
         seq = min(128, self.teacher_encoder.config.max_position_embeddings,
                   self.student_encoder.config.max_position_embeddings)
-        for name, model, encoder in (("teacher", self.teacher, self.teacher_encoder),
-                                     ("student", self.student, self.student_encoder)):
-            metric_name, metric = self._metric(model)
+        for name, model, encoder, tokenizer in (
+                ("teacher", self.teacher, self.teacher_encoder, self.tokenizer),
+                ("student", self.student, self.student_encoder, self.student_tokenizer)):
+            metric_name, metric = self._metric(model, tokenizer)
             encoder.eval()
-            report.add(measure_variant(name, encoder, vocab_size=vocab, metric_name=metric_name, metric=metric,
+            report.add(measure_variant(name, encoder, vocab_size=encoder.config.vocab_size, metric_name=metric_name, metric=metric,
                                        model_call=_encoder_call(encoder), seq=seq, repeats=3))
             summary[f"{name}_{metric_name or 'metric'}"] = metric
         report.write(run_dir)

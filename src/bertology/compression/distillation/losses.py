@@ -389,11 +389,6 @@ class _SoftTargets(DistillationLoss):
     stage = "prediction"
     reads = "its prediction head (Views.logits)"
 
-    def __init__(self, options: Any, student_config: BertConfig, teacher_config: BertConfig,
-                 layer_map: LayerMap | None = None, where: str | Where = "") -> None:
-        super().__init__(options, student_config, teacher_config, layer_map, where)
-        self._same_vocab()
-
     def scaled_rows(self, student: Views, teacher: Views, batch: Mapping[str, Any]
                     ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """(z_S / T, z_T / T, T) at the rows that count (examples, real tokens or the batch's `positions`)."""
@@ -427,6 +422,11 @@ class DistilBertSoftLoss(_SoftTargets):
     the gradient is the same and a perfect student scores 0."""
 
     reads = "its MLM head (Views.logits)"
+
+    def __init__(self, options: Any, student_config: BertConfig, teacher_config: BertConfig,
+                 layer_map: LayerMap | None = None, where: str | Where = "") -> None:
+        super().__init__(options, student_config, teacher_config, layer_map, where)
+        self._same_vocab()  # (a task's prediction loss compares label sets, checked on the logits' shapes)
 
     def forward(self, student: Views, teacher: Views, batch: Mapping[str, Any]) -> torch.Tensor:
         zs, zt, t = self.scaled_rows(student, teacher, batch)

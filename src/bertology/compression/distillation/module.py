@@ -26,9 +26,11 @@ class Distillation(nn.Module):
     the prediction layer) or both masked-LM models (DistilBERT)."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, losses: nn.ModuleDict, phase: str = "all",
-                 task: str | None = None, mlm_weight: float = 0.0, label_weight: float = 0.0) -> None:
+                 task: str | None = None, mlm_weight: float = 0.0, label_weight: float = 0.0,
+                 input_map: torch.Tensor | None = None) -> None:
         """`mlm_weight`: DistilBERT's own masked-LM loss; `label_weight`: the task's loss on the true labels
-        beside the soft targets (Hinton et al.'s mix), in the phases that train the prediction layer."""
+        beside the soft targets (Hinton et al.'s mix), in the phases that train the prediction layer;
+        `input_map`: the teacher's token ids -> a pruned student's (compression/vocabulary.py)."""
         super().__init__()
         self.student = student
         self.losses = losses
@@ -37,6 +39,7 @@ class Distillation(nn.Module):
         self.task = task
         self.mlm_weight = mlm_weight
         self.label_weight = label_weight
+        self.register_buffer("input_map", input_map, persistent=False)
 
     @property
     def teacher(self) -> nn.Module:
@@ -63,7 +66,10 @@ class Distillation(nn.Module):
         active = self.active()
         scores = any(loss.name == "attention" for loss in active.values())
         logits = any(loss.stage == "prediction" or loss.name in ("distilbert_soft",) for loss in active.values())
-        student, own_loss = self._views(self.student, batch, scores, logits)
+        student_batch = batch
+        if self.input_map is not None:
+            student_batch = {**batch, "input_ids": self.input_map[batch["input_ids"]]}
+        student, own_loss = self._views(self.student, student_batch, scores, logits)
         with torch.no_grad():
             teacher, _ = self._views(self.teacher, batch, scores, logits)
         losses = {name: float(loss.options.weight) * loss(student, teacher, batch) for name, loss in active.items()}

@@ -70,15 +70,16 @@ def random_student(teacher: nn.Module, size: dict[str, Any], tokenizer: Any = No
 
 
 def pretrained_student(folder: str | Path, teacher: nn.Module, where: str = "") -> nn.Module:
-    """A student saved by an earlier distillation (general distillation's model/), checked against the teacher."""
+    """A student saved by an earlier distillation (general distillation's model/, or a task distillation's,
+    whose encoder it takes). A vocabulary other than the
+    teacher's must be a pruned one with its own tokenizer: the run checks that and maps the ids."""
     from ...models import load
 
+    folder = Path(folder)
+    if (folder / "task.json").is_file() and (folder / "encoder").is_dir():  # a task-distilled student's encoder
+        folder = folder / "encoder"
     student = load(folder)
-    student = getattr(student, "bert", student)
-    if student.config.vocab_size != teacher.config.vocab_size:
-        raise ConfigError(f"{where}the student in {folder} has a vocabulary of {student.config.vocab_size} "
-                          f"tokens, the teacher {teacher.config.vocab_size}: they must share one tokenizer")
-    return student
+    return getattr(student, "bert", student)
 
 
 def freeze(model: nn.Module) -> nn.Module:
