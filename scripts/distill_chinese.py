@@ -1,11 +1,12 @@
 """TinyBERT on our own Chinese model: a character BERT (mini, L4/H256) pretrained with whole-word masking on
 People's Daily, fine-tuned on Chinese review sentiment, is the teacher; a 2-layer, 96-wide student (about 5x fewer parameters) is distilled
 (general distillation on People's Daily, then task distillation) and compared with the same student fine-tuned
-directly and with task distillation alone. Writes OUT/tables.md.
+directly (random and general-distilled init), with task distillation alone, with the top and bottom layer maps
+and with augmentation. Writes OUT/tables.md.
 
     python scripts/distill_chinese.py OUT [--pretrain-steps 1000] [--train 4000]
 
-About 20 minutes on 2 CPU cores. A row whose results exist is read, not rerun.
+About 35 minutes on 2 CPU cores. A row whose results exist is read, not rerun.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
 from distill_wordnet import distill_row, finetune_row, write_table  # noqa: E402
 
+from bertology import Tokenizer, load  # noqa: E402
 from bertology.datasets import write_task  # noqa: E402
 
 STUDENT = {"num_hidden_layers": 2, "hidden_size": 96, "num_attention_heads": 4, "intermediate_size": 384}
@@ -41,6 +44,7 @@ def main() -> None:
     parser.add_argument("--pretrain-steps", type=int, default=1000)
     parser.add_argument("--train", type=int, default=4000)
     parser.add_argument("--general-steps", type=int, default=300)
+    parser.add_argument("--copies", type=int, default=4, help="augmented copies of each training review")
     args = parser.parse_args()
     out = args.out.resolve()
     scripts = Path(__file__).resolve().parent
@@ -65,6 +69,16 @@ def main() -> None:
                           "train.save_every=0", *[f"student.size.{k}={v}" for k, v in STUDENT.items()]],
                 recipe="tinybert-general")
     budget = sum(TASK_EPOCHS.values())
+    random_dir = out / "random-student"
+    if not (random_dir / "config.json").is_file():
+        torch.manual_seed(0)
+        encoder = load(pretrained)
+        encoder = getattr(encoder, "bert", encoder)
+        type(encoder)(encoder.config.replace(**STUDENT)).save_pretrained(random_dir)
+        Tokenizer.from_pretrained(pretrained).save_pretrained(random_dir)
+    rows.append(("student fine-tuned directly, random init",
+                 finetune_row(out / "direct-random", task_config(data, str(random_dir), out / "direct-random",
+                                                                 budget, STUDENT_LR))))
     rows.append(("student fine-tuned directly, general-distilled init",
                  finetune_row(out / "direct-general", task_config(data, str(general / "model"),
                                                                   out / "direct-general", budget, STUDENT_LR))))
@@ -79,6 +93,20 @@ def main() -> None:
     rows.append(("general + task distillation (uniform map)",
                  distill_row(out / "general-task", [*common, "student.init=pretrained",
                                                     f"student.model={general / 'model'}"])))
+    for layer_map in ("top", "bottom"):
+        rows.append((f"general + task distillation ({layer_map} map)",
+                     distill_row(out / f"general-task-{layer_map}",
+                                 [*common, "student.init=pretrained", f"student.model={general / 'model'}",
+                                  f"layer_map={layer_map}"])))
+    # augmentation: the pretrained teacher's own masked-LM head proposes characters in context; every phase
+    # keeps the optimizer steps of the rows above, so only the data differs
+    steps = {phase: epochs * -(-args.train // 32) for phase, epochs in TASK_EPOCHS.items()}
+    rows.append((f"general + task distillation with augmentation ({args.copies} copies)",
+                 distill_row(out / "general-task-augmented",
+                             [*common, "student.init=pretrained", f"student.model={general / 'model'}",
+                              "augment.enabled=true", f"augment.model={pretrained}", f"augment.copies={args.copies}",
+                              "augment.vectors=teacher",
+                              *[f"phase_train.{phase}.max_steps={n}" for phase, n in steps.items()]])))
     write_table(out, f"Chinese sentiment, {args.train} training / 1,000 dev / 2,000 test reviews; teacher "
                      f"pretrained {args.pretrain_steps} steps; general distillation {args.general_steps} steps on "
                      "People's Daily", rows)

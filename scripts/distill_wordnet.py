@@ -158,6 +158,17 @@ def main() -> None:
                              [*common, "student.init=pretrained", f"student.model={general_model}",
                               "phases=[prediction]",
                               f"phase_train={{prediction: {{epochs: {3 * budget}, learning_rate: {STUDENT_LR}}}}}"])))
+    # Students that keep the teacher's own weights: two of its six layers (DistilBERT's initialisation), with the
+    # teacher's vocabulary, with only the tokens of the training data, and with the 4,400 most frequent of those
+    # (the rest read as [UNK]) so that the student is 4x smaller than the teacher.
+    layers = ["student.init=teacher_layers", "student.layers=[2,5]", "phases=[prediction]",
+              f"phase_train={{prediction: {{epochs: {budget}, learning_rate: 0.0001}}}}"]
+    for name, extra in (("teacher layers 3 and 6, teacher's vocabulary", []),
+                        ("teacher layers 3 and 6, the training data's vocabulary", ["student.vocabulary=data"]),
+                        ("teacher layers 3 and 6, its 4,400 most frequent tokens",
+                         ["student.vocabulary=data", "student.vocabulary_size=4400"])):
+        folder = "teacher-layers" + "".join(f"-{e.split('=')[1]}" for e in extra)
+        rows.append((f"prediction-layer distillation, {name}", distill_row(out / folder, [*common, *layers, *extra])))
     if args.augment:
         # TinyBERT's augmentation needs a masked LM: MiniLM ships without MLM head weights, so one is trained
         # here on top of MiniLM's encoder (masked LM only, English fortunes), then proposes replacement words.
