@@ -4,7 +4,6 @@ mistakes that must stop a run before it trains."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,28 +11,17 @@ import pytest
 import yaml
 
 from bertology.cli.main import main
-from bertology.errors import ConfigError
+from bertology.errors import ConfigError, DataError
 from bertology.finetuning.model import TaskModel
 from bertology.runs.distill import Distilling, load_config
-from bertology.runs.finetune import Finetuning, finetune_config
-
-_spec = importlib.util.spec_from_file_location("finetune_workspace", Path(__file__).parents[1] / "finetuning" / "conftest.py")
-_workspace = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_workspace)  # type: ignore[union-attr]
 
 QUICK = {"batch_size": 8, "learning_rate": 1e-3, "progress": False, "plot": False, "log_every": 2}
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory) -> Path:
+def teacher(tmp_path_factory, fine_tune_toy) -> Path:
     """A fine-tuned toy classifier (2 layers, width 32) and its task files."""
-    root = _workspace.build_workspace(tmp_path_factory.mktemp("distill"))
-    config = finetune_config({"model": str(root / "enc"), "run_dir": str(root / "teacher"),
-                              "tasks": {"animal": {"kind": "classification", "train": str(root / "cls/train.jsonl"),
-                                                   "test": str(root / "cls/test.jsonl"), "max_length": 16}},
-                              "train": {**QUICK, "epochs": 12}})
-    Finetuning(config).run()
-    return root
+    return fine_tune_toy(tmp_path_factory.mktemp("distill"), "teacher", 12)
 
 
 def _write(root: Path, name: str, **fields) -> Path:
@@ -91,7 +79,7 @@ def test_labels_the_teacher_does_not_know_stop_before_training(teacher, tmp_path
     other = tmp_path / "other.jsonl"
     other.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     config = load_config(_write(teacher, "badlabels", task={"train": str(other)}))
-    with pytest.raises(ConfigError, match="labels \\['fox'\\].*teacher does not know"):
+    with pytest.raises(DataError, match="teacher's head does not list label\\(s\\) used in .*'fox'"):
         Distilling(config)
 
 

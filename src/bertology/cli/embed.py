@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="batch texts in input order instead of by length (same vectors, more padding)")
     p.add_argument("--bf16", action="store_true",
                    help="run under bfloat16 autocast on the chosen device (fast on GPUs and AMX CPUs)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="torch (default), or onnx: onnxruntime on the CPU (pip install 'bertology[export]'); "
+                        "--model may then be a folder or .onnx file from `bertology export`, and a model folder "
+                        "is exported into MODEL/onnx/ on first use")
     add_device_flag(p)
     p.set_defaults(run=run)
 
@@ -51,12 +55,17 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..inference import SentenceEncoder  # torch import deferred so `--help` is instant
 
-    device = resolve_device(args.device or "auto")  # before any text or weights are read
+    onnx = args.backend == "onnx"
+    device = resolve_device(args.device or ("cpu" if onnx else "auto"))  # before any text or weights are read
     texts = _read_lines(args.input)
-    encoder = SentenceEncoder.from_pretrained(
-        args.model, pooling=args.pooling, normalize=args.normalize, batch_size=args.batch_size,
-        max_length=args.max_length, bf16=args.bf16, sort_by_length=args.bucket, device=device,
-    )
+    options = dict(pooling=args.pooling, normalize=args.normalize, batch_size=args.batch_size,
+                   max_length=args.max_length, bf16=args.bf16, sort_by_length=args.bucket, device=device)
+    if onnx:
+        from ..inference.onnx_runtime import onnx_sentence_encoder
+
+        encoder = onnx_sentence_encoder(args.model, **options)
+    else:
+        encoder = SentenceEncoder.from_pretrained(args.model, **options)
     vectors = encoder.encode(texts, progress=args.output != "-" and sys.stderr.isatty())
     if args.output.endswith(".npy"):
         with atomic_path(args.output) as tmp, open(tmp, "wb") as handle:

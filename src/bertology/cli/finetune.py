@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--no-bucket", dest="bucket", action="store_false",
                    help="batch rows in file order instead of by length (same scores, more padding)")
+    add_backend_flag(e)
     add_device_flag(e)
     e.set_defaults(run=run_evaluate)
 
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--batch-size", type=int, default=64)
     r.add_argument("--no-bucket", dest="bucket", action="store_false",
                    help="batch rows in file order instead of by length (same predictions, more padding)")
+    add_backend_flag(r)
     add_device_flag(r)
     r.set_defaults(run=run_predict)
 
@@ -62,6 +64,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     for split_name in ("train", "dev", "test"):
         d.add_argument(f"--{split_name}", type=int, metavar="N", help=f"keep at most N {split_name} examples")
     d.set_defaults(run=run_task_data)
+
+
+def add_backend_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="torch (default), or onnx: onnxruntime on the CPU (pip install 'bertology[export]'); MODEL "
+                        "may then be a folder or .onnx file from `bertology export`, and a fine-tuned model "
+                        "folder is exported into MODEL/onnx/ on first use")
+
+
+def _inference_device(args: argparse.Namespace) -> str:
+    """The device to load on, resolved before any model or data is read; onnx runs on the CPU."""
+    from ..device import resolve_device
+
+    if args.backend == "onnx" and not args.device:
+        return "cpu"
+    return str(resolve_device(args.device or "auto"))
 
 
 def run_finetune(args: argparse.Namespace) -> int:
@@ -81,15 +99,14 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..device import resolve_device
     from ..finetuning.session import load_for_inference
     from ..utils.io import atomic_write, check_writable
     from ..utils.table import print_table
 
-    device = resolve_device(args.device or "auto")  # before any model or data is loaded
+    device = _inference_device(args)  # before any model or data is loaded
     if args.output:
         check_writable(args.output, "the metrics file", folder=False)  # before scoring, not after
-    session = load_for_inference(args.model, args.task, str(device))
+    session = load_for_inference(args.model, args.task, device, backend=args.backend)
     task = session.read(args.data, "eval", args.on_error, require_labels=True)
     metrics = session.evaluate(task, args.batch_size, bucket=args.bucket)
     print_table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
@@ -102,13 +119,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ..device import resolve_device
     from ..finetuning.session import load_for_inference
     from ..utils.io import check_writable
 
-    device = resolve_device(args.device or "auto")  # before any model or data is loaded
+    device = _inference_device(args)  # before any model or data is loaded
     check_writable(args.output, "the predictions file", folder=False)  # before predicting, not after
-    session = load_for_inference(args.model, args.task, str(device))
+    session = load_for_inference(args.model, args.task, device, backend=args.backend)
     task = session.read(args.input, "predict", args.on_error, require_labels=False)
     count = session.write_predictions(task, Path(args.output), args.batch_size, bucket=args.bucket)
     skipped = task.skipped.get("predict", 0)

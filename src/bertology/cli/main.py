@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from ..errors import BertologyError, RunInterrupted
 from ..utils.io import FILESYSTEM_ERRNOS, describe_os_error
-from . import corpus, demo, distill, embed, finetune, info, pretrain, tokenizer
+from . import corpus, demo, distill, embed, export, finetune, info, pretrain, prune, quantize, tokenizer
 
-COMMANDS = (demo, embed, info, pretrain, finetune, distill, tokenizer, corpus)
+COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:

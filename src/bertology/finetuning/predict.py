@@ -38,7 +38,8 @@ def _batches(features: Sequence[dict], batch_size: int, bucket: bool = True) -> 
 
 
 def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    device = getattr(model, "device", None)  # a model without parameters (an onnxruntime graph) names its own
+    return device if isinstance(device, torch.device) else next(model.parameters()).device
 
 
 def _to(value: Any, device: torch.device) -> Any:

@@ -20,7 +20,7 @@ from .model import TaskModel
 from .predict import evaluate_task, task_predictions
 from .taskdata import TaskConfig, TaskData
 
-__all__ = ["Session", "load_for_inference"]
+__all__ = ["BACKENDS", "Session", "load_for_inference"]
 
 
 @dataclass
@@ -72,6 +72,25 @@ class Session:
         return len(predictions)
 
 
+def _onnx_session(folder: str | os.PathLike, task: str | None, device: str) -> Session:
+    from ..inference.onnx_runtime import OnnxModel, OnnxTaskModel, resolve_export
+
+    if device not in ("auto", "cpu"):
+        raise ConfigError(f"the onnx backend runs on the CPU, not on {device}; use --device cpu or --backend torch")
+    graph = OnnxModel(resolve_export(folder, "task", task))
+    model = OnnxTaskModel(graph)
+    name = task or model.default_task
+    if name not in model.heads:
+        raise ConfigError(f"{graph.path}: no task {name!r}; the export holds the head {list(model.heads)}")
+    head = model.head_config
+    config = TaskConfig.from_saved(head.kind, head, model.task_options[name])
+    labels = LabelSet(head.labels) if head.labels else None
+    if graph.tokenizer_dir is None or not graph.tokenizer_dir.is_dir():
+        raise ConfigError(f"{graph.path.with_suffix('.json')}: names no tokenizer folder that exists "
+                          f"({graph.info.tokenizer!r}); re-export the model")
+    return Session(model, load_tokenizer(graph.tokenizer_dir), name, config, labels)  # type: ignore[arg-type]
+
+
 def _labels_of(example: Any) -> set[str]:
     label = example.label
     if isinstance(label, list):
@@ -79,9 +98,21 @@ def _labels_of(example: Any) -> set[str]:
     return {label}
 
 
-def load_for_inference(folder: str | os.PathLike, task: str | None = None, device: str = "auto") -> Session:
+BACKENDS = ("torch", "onnx")
+
+
+def load_for_inference(folder: str | os.PathLike, task: str | None = None, device: str = "auto",
+                       backend: str = "torch") -> Session:
     """The model in `folder` with task `task` (default its first) on `device` (auto: CUDA when present, else
-    the CPU), its tokenizer and how it read data."""
+    the CPU), its tokenizer and how it read data.
+
+    `backend="onnx"` runs an exported graph in onnxruntime on the CPU instead (`folder`: an export, or a
+    fine-tuned model folder exported into its cache on first use; see `inference.onnx_runtime`); the
+    session's model is then an `OnnxTaskModel`, which `task_logits` calls as it calls a TaskModel."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "onnx":
+        return _onnx_session(folder, task, device)
     folder = Path(folder)
     target = resolve_device(device)  # a device that is not present fails before the weights are read
     model = TaskModel.from_pretrained(folder).eval().to(target)

@@ -120,20 +120,23 @@ class TaskData:
         return self.config.task_kind
 
 
-def _labels(config: TaskConfig, examples: dict[str, list]) -> LabelSet | None:
-    """The label set of a kind with named labels: the label file's (checked against the data) or the data's."""
+def _labels(config: TaskConfig, examples: dict[str, list], given: LabelSet | None = None) -> LabelSet | None:
+    """The label set of a kind with named labels: `given` (a trained head's), else the label file's (each
+    checked against the data), else the data's."""
     if not config.task_kind.uses_labels:
         return None
-    if not config.labels:
+    if given is None and not config.labels:
         return LabelSet.from_examples(examples["train"])
-    labels = LabelSet.from_file(config.labels)
+    labels = given if given is not None else LabelSet.from_file(config.labels)
     for split_name, items in examples.items():
         labels.check_against(items, getattr(config, split_name) or config.train)
     return labels
 
 
-def read_task(name: str, config: TaskConfig, tokenizer: Any, on_error: str, seed: int) -> TaskData:
-    """Read, clean, split, label and encode a task's files."""
+def read_task(name: str, config: TaskConfig, tokenizer: Any, on_error: str, seed: int,
+              labels: LabelSet | None = None) -> TaskData:
+    """Read, clean, split, label and encode a task's files. `labels`: the label ids a trained head already
+    uses (a teacher's, a model trained further); data with a label outside them is an error."""
     kind = config.task_kind
     examples: dict[str, list] = {}
     skipped: dict[str, int] = {}
@@ -158,7 +161,7 @@ def read_task(name: str, config: TaskConfig, tokenizer: Any, on_error: str, seed
     if config.split and "dev" not in examples:
         parts = split(examples["train"], tuple(config.split), seed)
         examples.update(zip(("train", "dev", "test"), parts, strict=False))
-    labels = _labels(config, examples)
+    labels = _labels(config, examples, labels)
     features = {split_name: encode(items, tokenizer, kind, labels, max_length=config.max_length)
                 for split_name, items in examples.items()}
     return TaskData(name, config, labels, examples, features, skipped)

@@ -47,6 +47,10 @@ class AlbertConfig(BertConfig):
         if not 1 <= self.num_hidden_groups <= self.num_hidden_layers:
             raise ConfigError(f"{where}field 'num_hidden_groups' must lie in [1, num_hidden_layers], "
                               f"got {self.num_hidden_groups}")
+        if not self.uniform_layers:
+            raise ConfigError(f"{where}fields 'pruned_heads' / 'intermediate_sizes' are set, but ALBERT shares "
+                              "its layers across depth, so one layer cannot lose heads or neurons alone; "
+                              "head and neuron pruning support BERT-style encoders only")
         if self.sharing != "all":
             # transformers' format stores these as one group per layer (shared tensors written per layer)
             self.num_hidden_groups = self.num_hidden_layers

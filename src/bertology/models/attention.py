@@ -7,6 +7,7 @@ caller asks for attention probabilities or pre-softmax scores.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,10 @@ class Padding:
         if attention_mask is None:
             return cls(None, batch, seq)
         keep = attention_mask.bool()
+        if exporting():  # no host reads: the exported graph keeps the mask as a tensor and runs padded
+            if unpad:
+                raise ValueError("unpad=True needs the mask's values; an exported graph runs padded")
+            return cls(keep | (~keep.any(dim=-1))[:, None], batch, seq)
         # One host read for every decision below (a GPU waits for it once, not three times).
         real, empty_rows = (int(v) for v in torch.stack([keep.sum(), (~keep.any(dim=-1)).sum()]).tolist())
         if real == batch * seq:
@@ -78,18 +83,47 @@ class Padding:
         return x.reshape(self.batch * self.seq, -1).index_select(0, self.indices)
 
 
+def exporting() -> bool:
+    """True while torch.jit tracing or an ONNX export records the model: a value read back to the host would
+    become a constant of the recording."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def tracing() -> bool:
+    """True while anything records the model (torch.compile too, where a host read is a graph break)."""
+    return exporting() or torch.compiler.is_compiling()
+
+
 class SelfAttention(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+    """`num_heads` heads of width `head_dim` (default hidden_size // num_heads) in one fused QKV projection.
+
+    After head pruning a layer keeps fewer heads than the config names, each as wide as before, so its
+    matrices shrink to (3 * num_heads * head_dim, hidden) and (hidden, num_heads * head_dim); `head_ids`
+    are the kept heads' original indices. A layer may keep no head: its attention is then the out bias.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, head_dim: int | None = None,
+                 head_ids: list[int] | None = None) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
-        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
-        self.out = nn.Linear(hidden_size, hidden_size)
+        self.head_dim = hidden_size // num_heads if head_dim is None else head_dim
+        self.head_ids = list(range(num_heads)) if head_ids is None else list(head_ids)
+        if len(self.head_ids) != num_heads:
+            raise ValueError(f"SelfAttention: {num_heads} heads but head_ids {self.head_ids}")
+        inner = num_heads * self.head_dim
+        with warnings.catch_warnings():  # no head left: empty matrices, which torch warns it cannot initialise
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            self.qkv = nn.Linear(hidden_size, 3 * inner)
+            self.out = nn.Linear(inner, hidden_size)
         self.dropout_p = dropout
 
     def forward(
         self, x: torch.Tensor, padding: Padding, return_probs: bool = False, return_scores: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if self.num_heads == 0:  # every head pruned: nothing to attend with, only the out bias remains
+            maps = x.new_zeros(padding.batch, 0, padding.seq, padding.seq)
+            return (self.out(x.new_zeros(*x.shape[:-1], 0)), maps if return_probs else None,
+                    maps if return_scores else None)
         qkv = padding.pad(self.qkv(x))
         batch, seq, _ = qkv.shape
         q, k, v = qkv.view(batch, seq, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)

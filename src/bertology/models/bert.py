@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import Padding
+from .attention import Padding, tracing
 from .checkpoint import NameMap, Rule
 from .config import BertConfig
 from .embeddings import TokenPositionSegmentEmbedding
@@ -83,7 +83,7 @@ class BertModel(PreTrainedModel):
         return TokenPositionSegmentEmbedding(config)
 
     def build_encoder(self, config: BertConfig) -> Encoder:
-        return Encoder([EncoderLayer(config) for _ in range(config.num_hidden_layers)])
+        return Encoder([EncoderLayer(config, i) for i in range(config.num_hidden_layers)])
 
     @classmethod
     def name_map(cls) -> NameMap:
@@ -121,9 +121,9 @@ class BertModel(PreTrainedModel):
         for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if tensor is not None and tensor.shape != input_ids.shape:
                 raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(input_ids.shape)}")
-        # Value checks read the tensors back to the host: free on the CPU, a stall on a GPU and a graph break
-        # under torch.compile, so there they are left to the embedding lookup's own bounds check.
-        if input_ids.device.type != "cpu" or torch.compiler.is_compiling():
+        # Value checks read the tensors back to the host: free on the CPU, a stall on a GPU, a graph break
+        # under torch.compile and a constant in an export, so there they are left to the embedding lookup.
+        if input_ids.device.type != "cpu" or tracing():
             return
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size):
             raise ValueError(f"input_ids hold ids outside [0, vocab_size={self.config.vocab_size}): "

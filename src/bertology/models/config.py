@@ -45,6 +45,12 @@ class BertConfig:
     problem_type: str | None = None
     model_type: str = "bert"
     architectures: list | None = None
+    #: heads removed by pruning, {layer: [head indices]} in the original numbering, cumulative (transformers'
+    #: own field: its 4.x versions prune these heads when building the model, so the folder loads there too)
+    pruned_heads: dict = field(default_factory=dict)
+    #: feed-forward width of each layer after neuron pruning (None: every layer has `intermediate_size`);
+    #: ours only, transformers cannot build such a model
+    intermediate_sizes: list | None = None
     # Keys of a config.json that we carry through unchanged.
     extra: dict = field(default_factory=dict, repr=False)
 
@@ -91,6 +97,38 @@ class BertConfig:
                               "single_label_classification or multi_label_classification")
         if self.layer_norm_eps <= 0:
             raise ConfigError(f"{where}field 'layer_norm_eps' must be positive, got {self.layer_norm_eps}")
+        self._check_pruning(where)
+
+    def _check_pruning(self, where: str) -> None:
+        """Normalise `pruned_heads` (JSON gives string keys) to {int layer: sorted heads}, and check both
+        per-layer fields against the depth and head count."""
+        heads: dict[int, list[int]] = {}
+        for key, value in self.pruned_heads.items():
+            try:
+                layer = int(key)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}field 'pruned_heads' has key {key!r}; expected a layer number") from None
+            if not 0 <= layer < self.num_hidden_layers:
+                raise ConfigError(f"{where}field 'pruned_heads' names layer {layer}; the model has layers "
+                                  f"0..{self.num_hidden_layers - 1}")
+            if not isinstance(value, (list, tuple)) or not all(isinstance(h, int) and not isinstance(h, bool)
+                                                                for h in value):
+                raise ConfigError(f"{where}field 'pruned_heads' layer {layer}: expected a list of head "
+                                  f"indices, got {value!r}")
+            bad = sorted(h for h in value if not 0 <= h < self.num_attention_heads)
+            if bad or len(set(value)) != len(value):
+                raise ConfigError(f"{where}field 'pruned_heads' layer {layer}: heads {list(value)} must be "
+                                  f"distinct indices in 0..{self.num_attention_heads - 1}")
+            if value:
+                heads[layer] = sorted(value)
+        self.pruned_heads = dict(sorted(heads.items()))
+        sizes = self.intermediate_sizes
+        if sizes is not None:
+            if len(sizes) != self.num_hidden_layers or not all(
+                    isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes):
+                raise ConfigError(f"{where}field 'intermediate_sizes' must list one width >= 0 per layer "
+                                  f"({self.num_hidden_layers}), got {sizes!r}")
+            self.intermediate_sizes = list(sizes)
 
     @property
     def num_labels(self) -> int:
@@ -105,6 +143,26 @@ class BertConfig:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    def heads_of(self, layer: int) -> list[int]:
+        """The original indices of the heads layer `layer` keeps (all of them unless pruned)."""
+        pruned = set(self.pruned_heads.get(layer, ()))
+        return [h for h in range(self.num_attention_heads) if h not in pruned]
+
+    def intermediate_size_of(self, layer: int) -> int:
+        """Feed-forward width of layer `layer` (neuron pruning makes it differ per layer)."""
+        return self.intermediate_size if self.intermediate_sizes is None else self.intermediate_sizes[layer]
+
+    @property
+    def uniform_layers(self) -> bool:
+        """True when every layer has the full head count and feed-forward width (nothing pruned)."""
+        return not self.pruned_heads and self.intermediate_sizes is None
+
+    def select_layers(self, layers: list[int]) -> BertConfig:
+        """A copy for a model keeping only `layers` (0-based, in order): depth and per-layer fields follow."""
+        heads = {new: self.pruned_heads[old] for new, old in enumerate(layers) if old in self.pruned_heads}
+        sizes = None if self.intermediate_sizes is None else [self.intermediate_sizes[i] for i in layers]
+        return self.replace(num_hidden_layers=len(layers), pruned_heads=heads, intermediate_sizes=sizes)
+
     # --------------------------------------------------------------------------------- dict and json
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "") -> BertConfig:
@@ -118,9 +176,13 @@ class BertConfig:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         merged = dict(self.extra)
         merged.update(data)
-        for optional in ("architectures", "id2label", "problem_type"):
+        for optional in ("architectures", "id2label", "problem_type", "intermediate_sizes"):
             if merged.get(optional) is None:
                 merged.pop(optional, None)
+        if not merged.get("pruned_heads"):
+            merged.pop("pruned_heads", None)
+        else:
+            merged["pruned_heads"] = {str(k): list(v) for k, v in merged["pruned_heads"].items()}
         if self.id2label is not None:
             merged["label2id"] = {label: int(i) for i, label in self.id2label.items()}
         return dict(sorted(merged.items()))

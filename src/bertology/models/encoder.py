@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -16,8 +17,10 @@ from .dropout import Dropout
 class FeedForward(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str) -> None:
         super().__init__()
-        self.up = nn.Linear(hidden_size, intermediate_size)
-        self.down = nn.Linear(intermediate_size, hidden_size)
+        with warnings.catch_warnings():  # every neuron pruned: empty matrices, which torch cannot initialise
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            self.up = nn.Linear(hidden_size, intermediate_size)
+            self.down = nn.Linear(intermediate_size, hidden_size)
         self.activation = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -25,13 +28,18 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
+    """One post-LN layer. `index` picks this layer's pruned sizes from the config (heads it keeps, its
+    feed-forward width); an unpruned config gives every layer the same sizes."""
+
+    def __init__(self, config: BertConfig, index: int = 0) -> None:
         super().__init__()
+        heads = config.heads_of(index)
         self.attention = SelfAttention(
-            config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob
+            config.hidden_size, len(heads), config.attention_probs_dropout_prob, head_dim=config.head_dim,
+            head_ids=heads,
         )
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.ffn = FeedForward(config.hidden_size, config.intermediate_size, config.hidden_act)
+        self.ffn = FeedForward(config.hidden_size, config.intermediate_size_of(index), config.hidden_act)
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 

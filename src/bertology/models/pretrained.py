@@ -168,7 +168,14 @@ class PreTrainedModel(nn.Module):
         return name_map.to_theirs(state)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write config.json and model.safetensors that transformers loads with identical outputs."""
+        """Write config.json and model.safetensors that transformers loads with identical outputs (an int8
+        model: our int8 folder, compression/quantization/storage.py)."""
+        quantization = getattr(self, "quantization", None)
+        if quantization:
+            from ..compression.quantization.storage import save_quantized
+
+            return save_quantized(self, folder, quantization["layers"], quantization["method"],
+                                  quantization.get("options"))
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = self.config.replace(architectures=[type(self).__name__])
@@ -198,5 +205,10 @@ def read_config(folder: str | os.PathLike) -> BertConfig:
 
 
 def load(folder: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
-    """The model a folder holds, as the class its config.json names (or the family's bare encoder)."""
+    """The model a folder holds, as the class its config.json names (or the family's bare encoder); an int8
+    folder (quantization.json) as the int8 model it was saved as."""
+    if (Path(folder) / "quantization.json").is_file():
+        from ..compression.quantization.storage import load_quantized
+
+        return load_quantized(folder)
     return _model_class(folder).from_pretrained(folder, **kwargs)

@@ -347,20 +347,12 @@ class Distilling:
             train = str(self._augmented(Path(train)))
         task_config = TaskConfig(kind=head.kind, train=train, dev=config.task.dev, test=config.task.test,
                                  max_length=config.task.max_length)
-        task = read_task(name, task_config, self.tokenizer, "raise", config.seed)
-        labels = list(task.labels.names) if task.labels is not None else []
-        extra = sorted(set(labels) - set(head.labels))
-        if extra:
-            raise ConfigError(f"{self.where.child('task')}the task's data has labels {extra[:5]} the fine-tuned "
-                              f"teacher does not know (teacher labels: {head.labels[:8]}...): distil on the task "
-                              "it was fine-tuned on")
-        # the teacher's label order decides the ids, so logits line up class for class
-        from ..finetuning.features import encode
+        # the teacher's label order decides the ids, so logits line up class for class; a label it lacks is an
+        # error naming the row
         from ..finetuning.labels import LabelSet
 
-        task.labels = LabelSet(list(head.labels))
-        task.features = {split: encode(examples, self.tokenizer, task.kind, task.labels, max_length=config.task.max_length)
-                         for split, examples in task.examples.items()}
+        task = read_task(name, task_config, self.tokenizer, "raise", config.seed,
+                         labels=LabelSet(list(head.labels), source="the fine-tuned teacher's head"))
         self.task = task
         inputs = getattr(self.student_encoder, "token_inputs", ())
         self.task_collate = collator_for(self.tokenizer, task.kind, inputs)

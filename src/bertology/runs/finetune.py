@@ -213,6 +213,25 @@ def _first(items: list) -> Any:
     return items[0]
 
 
+def _trained_labels(model: TaskModel, config: FinetuneConfig, source: Path) -> dict[str, Any]:
+    """A fine-tuned model trained further keeps its heads: every configured task must be one of them, of the
+    same kind, and reads its labels in the head's order."""
+    from ..finetuning.labels import LabelSet
+
+    labels = {}
+    for name, task in config.tasks.items():
+        head = model.head_configs.get(name)
+        if head is None:
+            raise ConfigError(f"tasks.{name}: the fine-tuned model in {source} has heads {list(model.head_configs)}, "
+                              f"not {name!r}; name the task as its head, or fine-tune from {source / 'encoder'} "
+                              "to train a new head")
+        if head.kind != task.kind:
+            raise ConfigError(f"tasks.{name}: kind {task.kind!r}, but the fine-tuned head is {head.kind!r}")
+        if head.labels:
+            labels[name] = LabelSet(list(head.labels), source=f"the {name!r} head of {source}")
+    return labels
+
+
 class Finetuning:
     """Builds the model, data and callbacks from a FinetuneConfig and runs each stage with the Trainer."""
 
@@ -220,14 +239,23 @@ class Finetuning:
         config.validate()  # a config built in Python gets the checks (and the regularizer aliases) a file gets
         seed_everything(config.seed)  # before anything random is built: same config and seed, same run
         self.config = config
-        self.tokenizer = load_tokenizer(config.tokenizer or config.model)
-        self.tasks = {name: read_task(name, task, self.tokenizer, config.on_error, config.seed)
+        source = Path(config.model)
+        trained = TaskModel.from_pretrained(source) if (source / "task.json").is_file() else None
+        tokenizer_dir = source / "tokenizer"
+        self.tokenizer = load_tokenizer(config.tokenizer or (tokenizer_dir if trained and tokenizer_dir.is_dir()
+                                                             else config.model))
+        labels = _trained_labels(trained, config, source) if trained is not None else {}
+        self.tasks = {name: read_task(name, task, self.tokenizer, config.on_error, config.seed, labels.get(name))
                       for name, task in config.tasks.items()}
-        encoder = load(config.model)
-        encoder = getattr(encoder, "bert", encoder)  # a head model's encoder
-        self.model = TaskModel(encoder, {name: head_config(task) for name, task in self.tasks.items()})
-        self.model.base_path = str(Path(config.model).resolve())
-        self.model.task_options = {name: task.config.saved_options() for name, task in self.tasks.items()}
+        if trained is not None:  # train a fine-tuned model further (recovery after pruning, QAT): its own heads
+            self.model = trained
+            encoder = trained.encoder
+        else:
+            encoder = load(config.model)
+            encoder = getattr(encoder, "bert", encoder)  # a head model's encoder
+            self.model = TaskModel(encoder, {name: head_config(task) for name, task in self.tasks.items()})
+            self.model.base_path = str(Path(config.model).resolve())
+            self.model.task_options = {name: task.config.saved_options() for name, task in self.tasks.items()}
         inputs = getattr(encoder, "token_inputs", ())
         self.collators = {name: collator_for(self.tokenizer, task.kind, inputs) for name, task in self.tasks.items()}
         self.regularizers = config.build_regularizers()

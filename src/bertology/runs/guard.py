@@ -47,14 +47,16 @@ def _sub_runs(run_dir: Path) -> list[Path]:
 
 
 def used(run_dir: Path) -> list[str]:
-    """What in `run_dir` shows another run was there (its checkpoints, its metrics log), also in stage folders."""
+    """What in `run_dir` shows another run was there (its checkpoints, its metrics log, its results), also in
+    stage folders."""
     found = []
     for folder in [run_dir, *_sub_runs(run_dir)]:
         checkpoints = folder / "checkpoints"
         if checkpoints.is_dir() and any(checkpoints.iterdir()):
             found.append(str(checkpoints.relative_to(run_dir)))
-        if (folder / "metrics.jsonl").is_file():
-            found.append(str((folder / "metrics.jsonl").relative_to(run_dir)))
+        for name in ("metrics.jsonl", "results.json"):  # a training log; a finished run's results (quantize)
+            if (folder / name).is_file():
+                found.append(str((folder / name).relative_to(run_dir)))
     return found
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import statistics
 import time
@@ -18,17 +17,12 @@ from pathlib import Path
 
 import torch
 
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write, cache_dir
 
 logger = logging.getLogger("bertology")
 
 #: matmul sizes large enough to reach the peak (a 1024 matmul is dominated by its launch on a GPU)
 PEAK_SIZES = {"cpu": 2048, "cuda": 8192}
-
-
-def cache_dir() -> Path:
-    """`$BERTOLOGY_CACHE` if set, else `~/.cache/bertology`."""
-    return Path(os.environ.get("BERTOLOGY_CACHE") or Path.home() / ".cache" / "bertology")
 
 
 def device_name(device: str) -> str:

@@ -231,3 +231,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with open(tmp, mode, **kwargs) as handle:
             yield handle
             handle.flush()
+
+
+def cache_dir() -> Path:
+    """bertology's own cache (measured matmul peaks, ONNX exports made on the fly): `$BERTOLOGY_CACHE` if set,
+    else `~/.cache/bertology`."""
+    return Path(os.environ.get("BERTOLOGY_CACHE") or Path.home() / ".cache" / "bertology")

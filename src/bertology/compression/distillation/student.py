@@ -47,8 +47,7 @@ def from_teacher_layers(teacher: nn.Module, layers: Sequence[int] | None = None,
     if len(set(getattr(teacher.encoder, "order", range(depth)))) != depth:
         raise ConfigError(f"{where}the teacher shares layers across depth (ALBERT): copy its layers into a "
                           "student with init: random instead")
-    config = teacher.config.replace(num_hidden_layers=len(chosen))
-    student = type(teacher)(config)
+    student = type(teacher)(teacher.config.select_layers(chosen))  # a pruned teacher's layer sizes follow
     state = {k: v for k, v in teacher.state_dict().items() if not k.startswith("encoder.layers.")}
     for new, old in enumerate(chosen):
         prefix = f"encoder.layers.{old}."
