@@ -20,3 +20,13 @@ def test_parameter_groups_sum_to_total_and_tied_weights_count_once():
     groups = parameters_by_component(BertForMaskedLM(cfg))
     # the MLM head adds transform + norm + bias, not a second vocab x hidden matrix
     assert groups["mlm_head"] == 128 * 128 + 128 + 2 * 128 + 500
+
+
+def test_flops_follow_pruned_heads_and_neurons():
+    """Each layer counts the heads and feed-forward width it keeps (head pruning, neuron pruning)."""
+    cfg = BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16)
+    pruned = cfg.replace(pruned_heads={0: [1]}, intermediate_sizes=[16, 4])
+    h, d, s = 8, 4, 10
+    layer = lambda inner, inter: 2 * (3 * h * inner + inner * h + 2 * h * inter) + 2 * 2 * s * inner  # noqa: E731
+    assert forward_flops_per_token(cfg, s) == 2 * layer(8, 16)
+    assert forward_flops_per_token(pruned, s) == layer(d, 16) + layer(8, 4)

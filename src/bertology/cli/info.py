@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"layers {config.num_hidden_layers}, hidden {config.hidden_size}, heads {config.num_attention_heads}, "
           f"intermediate {config.intermediate_size}, vocab {config.vocab_size}, "
           f"positions {config.max_position_embeddings}")
+    if config.pruned_heads or config.intermediate_sizes:  # a pruned model: its layers differ
+        layers = range(config.num_hidden_layers)
+        print(f"pruned: heads per layer {[len(config.heads_of(i)) for i in layers]}, feed-forward per layer "
+              f"{[config.intermediate_size_of(i) for i in layers]}")
     print_table(["component", "parameters", "share"], rows)
     fp32 = total * 4
     print(f"size: {_human(fp32, 'B')} as fp32 in memory"

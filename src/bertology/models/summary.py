@@ -31,11 +31,16 @@ def forward_flops_per_token(config: BertConfig, seq_len: int, mlm_head: bool = F
     """Multiply-adds x 2 of one token's forward pass at sequence length `seq_len`.
 
     Counts the matrix products (QKV, attention scores and mix, output, feed-forward, optional MLM head
-    at `mlm_fraction` of positions); element-wise work (softmax, LayerNorm, GELU) is under 1% and left out.
+    at `mlm_fraction` of positions), layer by layer with the heads and feed-forward width each keeps;
+    element-wise work (softmax, LayerNorm, GELU) is under 1% and left out.
     """
-    h, inter = config.hidden_size, config.intermediate_size
-    per_layer = 2 * (3 * h * h + h * h + 2 * h * inter) + 2 * 2 * seq_len * h
-    total = config.num_hidden_layers * per_layer
+    h = config.hidden_size
+    head_dim = h // config.num_attention_heads
+    total = 0
+    for layer in range(config.num_hidden_layers):  # pruned heads and neurons make layers differ
+        inner = len(config.heads_of(layer)) * head_dim  # width of attention (all heads unless pruned)
+        inter = config.intermediate_size_of(layer)
+        total += 2 * (3 * h * inner + inner * h + 2 * h * inter) + 2 * 2 * seq_len * inner
     if mlm_head:
         total += int(mlm_fraction * 2 * (h * h + h * config.vocab_size))
     return total
