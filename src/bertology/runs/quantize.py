@@ -118,6 +118,7 @@ def quantize(run: QuantizeRun) -> dict[str, Any]:
     test = original.read(run.test, "test") if run.test else None
     report = CompressionReport(reference="original", title=f"Quantization report ({run.method})")
     vocab = original.model.encoder.config.vocab_size
+    seq = min(128, original.model.encoder.config.max_position_embeddings)  # the report's 32 x 128, if it fits
 
     def add(name: str, session: Any, folder: Path | None) -> float | None:
         metrics = session.evaluate(test) if test is not None else {}
@@ -126,7 +127,7 @@ def quantize(run: QuantizeRun) -> dict[str, Any]:
         metric_name = f"test {key}" if key else None  # as `export` and `prune` name it
         encoder = session.model.encoder
         report.add(measure_variant(name, encoder, vocab_size=vocab, folder=folder, metric_name=metric_name,
-                                   metric=metric, time_speed=run.time_speed,
+                                   metric=metric, time_speed=run.time_speed, seq=seq,
                                    model_call=lambda ids: encoder(ids, torch.ones_like(ids)), repeats=3))
         return metric
 
