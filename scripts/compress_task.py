@@ -12,6 +12,7 @@ half the heads removed by importance and at random (each with recovery fine-tuni
 neurons removed, the top two layers dropped. Then the head sweep: 10% ... 90% of the heads removed by
 importance and at random, no recovery, scored on dev (importance measured on 512 training examples), and the
 speed of the half-heads model at sequence 128 and 512. A variant whose results exist is read, not rerun.
+Finally every variant is timed again in this one process (`speed_pass`), so the table's speeds compare.
 """
 
 from __future__ import annotations
@@ -79,6 +80,39 @@ def head_sweep(model: Path, data: Path, fractions: list[float]) -> tuple[list[li
     return rows, speeds
 
 
+def speed_pass(model: str, out: Path, variants: dict[str, dict], folders: dict[str, Path]) -> None:
+    """Every variant's latency (batch 1) and tokens/s (batch 32) timed again in this one process, twice in
+    turn, medians: the commands' own reports time each variant beside its original in separate processes,
+    and those numbers move by up to a third between runs. Replaces the variants' speed fields."""
+    import statistics
+
+    from bertology.compression.report import DEFAULT_SEQ, THROUGHPUT_BATCH
+    from bertology.finetuning.session import load_for_inference
+    from bertology.inference.onnx_runtime import OnnxModel
+
+    calls, vocab, seq = {}, None, DEFAULT_SEQ
+    for name, folder in folders.items():
+        if folder.suffix == ".onnx":
+            graph = OnnxModel(folder, threads=torch.get_num_threads())
+            calls[name] = graph.speed_call()
+            continue
+        encoder = load_for_inference(folder, device="cpu").model.encoder.eval()
+        vocab = vocab or encoder.config.vocab_size
+        seq = min(seq, encoder.config.max_position_embeddings)
+        calls[name] = lambda ids, e=encoder: e(ids, torch.ones_like(ids))
+    timings: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
+    for _ in range(2):
+        for name, call in calls.items():
+            one = measure_speed(call, 1, seq, vocab, repeats=5)
+            many = measure_speed(call, THROUGHPUT_BATCH, seq, vocab, repeats=3)
+            timings[name].append((one.latency_ms, many.tokens_per_s))
+    for name, values in timings.items():
+        variants[name]["latency_ms"] = statistics.median(v[0] for v in values)
+        variants[name]["tokens_per_s"] = statistics.median(v[1] for v in values)
+        variants[name]["threads"] = torch.get_num_threads()
+        variants[name]["seq_len"] = seq
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
@@ -122,6 +156,7 @@ def main() -> None:
                 variants[f"onnxruntime {mode} int8"] = {**v, "name": f"onnxruntime {mode} int8"}
     prune = ["prune", model]
     recover = ["--recover-epochs", str(args.recover_epochs), "--train", train]
+    pruned: dict[str, str] = {}
     for name, extra, label in (
             ("p-heads-importance", ["--heads", "0.5", *recover], f"half the heads (by importance) + {args.recover_epochs} epoch"),
             ("p-heads-random", ["--heads", "0.5", "--by", "random", *recover], f"half the heads (random) + {args.recover_epochs} epoch"),
@@ -129,14 +164,31 @@ def main() -> None:
             ("p-top2", ["--drop-layers", "top:2", *recover], f"top 2 layers dropped + {args.recover_epochs} epoch")):
         found = run(out, name, [*prune, str(out / name), "--data", dev, "--test", test, *extra])
         keep([v for v in found if v["name"] == "pruned"], label)
+        pruned[name] = label
 
+    folders = {"original (torch fp32)": Path(model), "torch dynamic int8": out / "q-dynamic" / "model",
+               "torch dynamic int8 + int8 embeddings": out / "q-dynamic-emb" / "model",
+               "torch static int8 (calibrated)": out / "q-static" / "model",
+               f"Q8BERT QAT ({args.qat_epochs} epoch) + int8": out / "q-qat" / "model",
+               "int8 embeddings only": out / "q-embeddings" / "model",
+               "onnxruntime fp32": out / "onnx-dynamic" / "model.onnx",
+               "onnxruntime dynamic int8": out / "onnx-dynamic" / "model-int8.onnx",
+               "onnxruntime static int8": out / "onnx-static" / "model-int8.onnx"}
+    folders.update({label: out / name / "model" for name, label in pruned.items()})
+    speed_pass(model, out, variants, {k: v for k, v in folders.items() if k in variants})
     report = CompressionReport(reference="original (torch fp32)", title="Every compression method on one model")
     for v in variants.values():
         report.add(VariantMeasure.from_dict(v))
     report.write(out / "combined")
     lines = [f"Model: {model}; task data: {data}\n", report.render_markdown()]
     if not args.no_sweep:
-        rows, speeds = head_sweep(Path(model), data, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+        saved = out / "head_sweep.json"
+        if saved.is_file():
+            rows, speeds = (lambda d: (d["rows"], {int(k): v for k, v in d["speeds"].items()}))(
+                json.loads(saved.read_text()))
+        else:
+            rows, speeds = head_sweep(Path(model), data, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+            saved.write_text(json.dumps({"rows": rows, "speeds": speeds}))
         sweep = format_table(["heads removed", "heads", "dev accuracy, by importance", "dev accuracy, random"], rows,
                              markdown=True)
         lines += ["\nHeads removed without recovery (dev accuracy):\n", sweep]

@@ -129,14 +129,34 @@ class StaticInt8Linear(nn.Module):
             return cls(nnq.Quantize(1.0, 0, torch.quint8), nnq.Linear(in_features, out_features, dtype=torch.qint8))
 
 
+def has_vnni() -> bool:
+    """Whether the CPU multiplies int8 with VNNI (vpdpbusd), which cannot saturate, unlike the older
+    vpmaddubsw path that torch's default x86 settings guard against by using 7-bit activations."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def static_qconfig() -> Any:
+    """torch's x86 static settings (histogram observer on activations, per-channel weights), with the full
+    8-bit activation range where VNNI makes it safe: 7-bit activations (reduce_range) cost accuracy."""
+    from torch.ao.quantization import HistogramObserver, QConfig, default_per_channel_weight_observer
+
+    activation = HistogramObserver.with_args(reduce_range=ENGINE == "x86" and not has_vnni())
+    return QConfig(activation=activation, weight=default_per_channel_weight_observer)
+
+
 def static_int8(model: nn.Module, names: Iterable[str], calibrate: Callable[[nn.Module], Any]) -> list[str]:
     """Replace the named Linear layers by static int8 ones, in place. `calibrate(model)` runs the model on
     real batches while torch's observers record each layer's input and output ranges."""
-    from torch.ao.quantization import QuantWrapper, convert, get_default_qconfig, prepare
+    from torch.ao.quantization import QuantWrapper, convert, prepare
 
     names = list(names)
     with quiet():
-        qconfig = get_default_qconfig(ENGINE)
+        qconfig = static_qconfig()
         wrappers = {}
         for name in names:
             wrapper = QuantWrapper(_check_linear(model, name))
