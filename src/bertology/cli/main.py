@@ -9,9 +9,24 @@ from collections.abc import Sequence
 
 from ..errors import BertologyError, RunInterrupted
 from ..utils.io import FILESYSTEM_ERRNOS, describe_os_error
-from . import corpus, demo, distill, embed, export, finetune, info, pretrain, prune, quantize, tokenizer
+from . import (
+    attention,
+    corpus,
+    demo,
+    distill,
+    embed,
+    export,
+    finetune,
+    info,
+    pretrain,
+    probe,
+    prune,
+    quantize,
+    tokenizer,
+)
 
-COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, tokenizer, corpus)
+COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, probe, attention, tokenizer,
+            corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,160 @@
+"""`bertology probe`: probing classifiers per layer on a tagged corpus, with control tasks, into a report.
+
+Reads tagged sentences (CoNLL-U, People's Daily's PKU `word/tag` lines, or JSONL `{"words": [...],
+"tags": [...]}`), splits them by sentence (80/10/10, seeded), computes every layer's word representations
+once (cached in the output folder), probes each layer for the tags and for the control task, and writes
+report.md, results.json and probe.png. `random_init` probes the same architecture with random weights: the
+baseline that says how much of a probe's accuracy the training put there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..analysis.probing import ProbeOptions, plot_results, probe_layers, results_table
+from ..analysis.representations import WordRepresentations, word_representations
+from ..errors import ConfigError, DataError
+from ..utils.io import atomic_write
+
+FORMATS = ("conllu", "pku", "jsonl")
+
+
+@dataclass
+class ProbeRun:
+    model: str
+    data: str
+    out: str
+    format: str | None = None
+    column: str = "upos"
+    probe: str = "linear"
+    pooling: str = "first"
+    sentences: int = 2000
+    control: bool = True
+    random_init: bool = False
+    seed: int = 0
+    #: tokens per sentence (words past it are left out): positions a model never trained on read as noise
+    max_length: int = 128
+    options: ProbeOptions | None = None
+
+
+def read_tagged(path: str, fmt: str | None, column: str, limit: int) -> list[tuple[list[str], list[str]]]:
+    """Up to `limit` (words, tags) sentences from `path`, in the file's order."""
+    fmt = fmt or ("conllu" if path.endswith((".conllu", ".conll")) else "jsonl" if path.endswith(".jsonl") else "pku")
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: expected one of {FORMATS}")
+    out: list[tuple[list[str], list[str]]] = []
+    if fmt == "conllu":
+        from ..analysis.trees import read_conllu
+
+        for sentence in read_conllu(path):
+            tags = getattr(sentence, column, None)
+            if tags is None:
+                raise ConfigError(f"--column {column!r}: a CoNLL-U sentence has upos and xpos tags")
+            out.append((list(sentence.words), list(tags)))
+            if len(out) >= limit:
+                break
+        return out
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            if fmt == "pku":
+                from ..datasets.peoples_daily import parse_pku_line
+
+                _, words = parse_pku_line(line, f"{path}:{number}: ")
+                if words:
+                    out.append(([w for w, _, _ in words], [t for _, t, _ in words]))
+            else:
+                try:
+                    row = json.loads(line)
+                    words, tags = list(row["words"]), list(row[column if column in row else "tags"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise DataError(f"{path}:{number}: expected {{\"words\": [...], \"tags\": [...]}} ({exc})") from None
+                if len(words) != len(tags):
+                    raise DataError(f"{path}:{number}: {len(words)} words but {len(tags)} tags")
+                out.append((words, tags))
+            if len(out) >= limit:
+                break
+    if not out:
+        raise DataError(f"{path}: no tagged sentences")
+    return out
+
+
+def _encoder(model: str, random_init: bool, seed: int) -> torch.nn.Module:
+    from ..models import load
+
+    folder = Path(model)
+    if (folder / "task.json").is_file():
+        folder = folder / "encoder"
+    encoder = load(folder)
+    encoder = getattr(encoder, "bert", encoder)
+    if random_init:
+        torch.manual_seed(seed)
+        encoder = type(encoder)(encoder.config)
+    return encoder.eval()
+
+
+def _tokenizer(model: str):
+    from ..tokenization import load_tokenizer
+
+    folder = Path(model)
+    return load_tokenizer(folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder)
+
+
+def probe(run: ProbeRun) -> dict[str, Any]:
+    """Probe every layer; returns the summary written to results.json."""
+    out = Path(run.out)
+    sentences = read_tagged(run.data, run.format, run.column, run.sentences)
+    order = list(range(len(sentences)))
+    random.Random(run.seed).shuffle(order)
+    split_of = {}
+    for rank, index in enumerate(order):
+        share = rank / len(order)
+        split_of[index] = "train" if share < 0.8 else "dev" if share < 0.9 else "test"
+    encoder, tokenizer = _encoder(run.model, run.random_init, run.seed), _tokenizer(run.model)
+    key = hashlib.sha256(json.dumps([run.model, run.data, run.column, run.pooling, run.random_init, run.seed,
+                                     run.sentences, run.max_length]).encode()).hexdigest()[:12]
+    cache = out / f"representations-{key}.safetensors"
+    if cache.is_file():
+        reps = WordRepresentations.load(cache)
+    else:
+        reps = word_representations(encoder, tokenizer, [words for words, _ in sentences], run.pooling,
+                                    max_length=run.max_length, progress=True)
+        reps.save(cache)
+    words, labels, splits = [], [], []
+    for index, (sentence_words, tags) in enumerate(sentences):
+        kept = reps.kept[index]
+        words += sentence_words[:kept]
+        labels += tags[:kept]
+        splits += [split_of[index]] * kept
+    results = probe_layers(reps.layers, words, labels, splits, run.probe, run.options, run.control)
+    table = results_table(results, markdown=True)
+    plot = plot_results(results, out / "probe.png", f"{run.column} probe ({run.probe}, {run.pooling} piece)")
+    best = max(results, key=lambda r: r.accuracy)
+    summary = {"model": run.model, "data": run.data, "random_init": run.random_init, "probe": run.probe,
+               "pooling": run.pooling, "sentences": len(sentences), "words": len(words),
+               "labels": len(set(labels)), "best_layer": best.layer, "best_accuracy": best.accuracy,
+               "layers": [{**asdict(r), "selectivity": r.selectivity} for r in results]}
+    with atomic_write(out / "results.json") as handle:
+        json.dump(summary, handle, indent=2)
+    lines = [f"# Probing {run.column} per layer", "",
+             f"Model {run.model}{' (random initialisation)' if run.random_init else ''}; data {run.data} "
+             f"({len(sentences)} sentences, {len(words)} words, {len(set(labels))} labels; split 80/10/10 by "
+             f"sentence); {run.probe} probe on the {run.pooling} piece of each word; control task: a random "
+             "label per word type (Hewitt and Liang 2019).", "", table, ""]
+    if plot:
+        lines.append("![probe accuracy per layer](probe.png)")
+    with atomic_write(out / "report.md") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print(results_table(results))
+    return summary
+
+
+__all__ = ["FORMATS", "ProbeRun", "probe", "read_tagged"]
