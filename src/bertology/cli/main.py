@@ -11,6 +11,7 @@ from ..errors import BertologyError, RunInterrupted
 from ..utils.io import FILESYSTEM_ERRNOS, describe_os_error
 from . import (
     attention,
+    cloze,
     corpus,
     demo,
     distill,
@@ -25,8 +26,8 @@ from . import (
     tokenizer,
 )
 
-COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, probe, attention, tokenizer,
-            corpus)
+COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, probe, attention, cloze,
+            tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:
