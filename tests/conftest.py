@@ -8,8 +8,10 @@ one); tests that need other sizes derive them with `make_tiny_config(cls, **chan
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ import torch
 
 from bertology import BertConfig, BertModel, WordPieceTokenizer
 from bertology.assets import peoples_daily_sentences
+from bertology.runs.finetune import Finetuning, finetune_config
 
 #: The tiny encoder: big enough for two heads per layer and real attention patterns, small enough that a
 #: forward pass is a fraction of a millisecond on one CPU thread.
@@ -60,3 +63,30 @@ def _peak_cache(tmp_path_factory, monkeypatch) -> None:
     """Keep the measured matmul peak (training/peak.py) out of the real home: one cache for the session."""
     folder = tmp_path_factory.getbasetemp() / "bertology-cache"
     monkeypatch.setenv("BERTOLOGY_CACHE", str(folder))
+
+
+# ---------------------------------------------------------------- a toy fine-tuned classifier (compression, analysis)
+_spec = importlib.util.spec_from_file_location("compression_workspace",
+                                               Path(__file__).parent / "finetuning" / "conftest.py")
+_workspace = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_workspace)  # type: ignore[union-attr]
+
+TOY_QUICK = {"batch_size": 8, "learning_rate": 1e-3, "progress": False, "plot": False, "log_every": 2}
+
+
+def fine_tuned_toy(root: Path, run: str, epochs: int) -> Path:
+    """Write the workspace under `root` and fine-tune its encoder on the animal task into root/run; returns
+    root (the model is root/run/model, the task files root/cls/{train,dev,test}.jsonl)."""
+    _workspace.build_workspace(root)
+    config = finetune_config({"model": str(root / "enc"), "run_dir": str(root / run),
+                              "tasks": {"animal": {"kind": "classification", "train": str(root / "cls/train.jsonl"),
+                                                   "test": str(root / "cls/test.jsonl"), "max_length": 16}},
+                              "train": {**TOY_QUICK, "epochs": epochs}})
+    Finetuning(config).run()
+    return root
+
+
+@pytest.fixture(scope="session")
+def fine_tune_toy():
+    """`fine_tuned_toy` for a test module's own fixture: `fine_tune_toy(tmp_path_factory.mktemp(...), run, epochs)`."""
+    return fine_tuned_toy

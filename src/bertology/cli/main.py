@@ -23,11 +23,12 @@ from . import (
     probe,
     prune,
     quantize,
+    robustness,
     tokenizer,
 )
 
 COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, probe, attention, cloze,
-            tokenizer, corpus)
+            robustness, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:
