@@ -51,13 +51,10 @@ def head_sweep(model: Path, data: Path, fractions: list[float]) -> tuple[list[li
         prune_heads,
         random_head_importance,
     )
-    from bertology.finetuning.multitask import TaskCollate
     from bertology.finetuning.session import load_for_inference
 
     session = load_for_inference(model, device="cpu")
-    train = session.read(data / "train.jsonl", "train").features["train"][:512]
-    collate = TaskCollate(session.collate, session.name)
-    batches = [collate(train[i:i + 32]) for i in range(0, len(train), 32)]
+    batches = session.batches(session.read(data / "train.jsonl", "train"), 32, limit=16)  # 512 examples
     dev = session.read(data / "dev.jsonl", "dev")
     importance = head_importance(session.model, batches)
     total = sum(len(importance.present(layer)) for layer in range(importance.num_layers))

@@ -27,11 +27,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..analysis.cloze import fill_mask, precision_at, read_facts, score_fact
     from ..models import load
-    from ..runs.probe import _tokenizer
+    from ..runs.probe import load_folder_tokenizer
     from ..utils.io import atomic_write
     from ..utils.table import format_table, print_table
 
-    model, tokenizer = load(args.model), _tokenizer(args.model)
+    model, tokenizer = load(args.model), load_folder_tokenizer(args.model)
     if args.text:
         text = args.text.replace("[MASK]", tokenizer.mask_token)
         for n, fillers in enumerate(fill_mask(model, tokenizer, text, args.top_k), 1):

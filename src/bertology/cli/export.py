@@ -73,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
 
     session = None
     if fine_tuned:
+        from ..finetuning.model import tokenizer_folder
         from ..finetuning.session import load_for_inference
 
         session = load_for_inference(source, args.task, "cpu")
         model, task = session.model, session.name
-        tokenizer_dir = source / "tokenizer" if (source / "tokenizer").is_dir() else Path(model.base_path or source)
+        tokenizer_dir = tokenizer_folder(source, model.base_path)
     else:
         from ..models import load
 
@@ -94,11 +95,7 @@ def run(args: argparse.Namespace) -> int:
             data[name] = session.read(path, name, require_labels=name == "test")
 
     def batches(name: str, limit: int, size: int = 16) -> list[dict]:
-        task_data = data.get(name)
-        if task_data is None:
-            return []
-        features = task_data.features[name]
-        return [session.collate(features[i:i + size]) for i in range(0, min(len(features), limit * size), size)]
+        return session.batches(data[name], size, limit) if name in data else []
 
     graph_path = out / "model.onnx"
     info = export_onnx(model, graph_path, task=task, opset=args.opset, tokenizer=tokenizer_out,

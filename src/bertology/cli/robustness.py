@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.robustness import measure, results_table
     from ..errors import ConfigError
     from ..finetuning.session import load_for_inference
-    from ..runs.attention import _lines
+    from ..runs.attention import read_lines
     from ..utils.io import atomic_write
 
     session = load_for_inference(args.model, device="cpu")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             out.append(torch.softmax(logits.float(), -1).numpy())
         return np.concatenate(out)
 
-    texts = _lines(args.texts, args.lines)
+    texts = read_lines(args.texts, args.lines)
     results = measure(predict, texts, [p.strip() for p in args.perturbations.split(",") if p.strip()], args.seed)
     print(results_table(results))
     if args.out:

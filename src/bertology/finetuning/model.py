@@ -173,6 +173,13 @@ def task_loss(config: HeadConfig, logits: torch.Tensor, batch: dict[str, torch.T
     return task_kind(config.kind).loss(config, logits, batch)
 
 
+def tokenizer_folder(folder: str | os.PathLike, base_path: str | os.PathLike | None = None) -> Path:
+    """Where a model folder's tokenizer is: a fine-tuned folder's `tokenizer/` (saved beside the model),
+    else the encoder folder it was trained from (`base_path`), else the folder itself."""
+    folder = Path(folder)
+    return folder / "tokenizer" if (folder / "tokenizer").is_dir() else Path(base_path or folder)
+
+
 class TaskModel(nn.Module):
     """An encoder (any bertology family) with named task heads; a batch names its task with `task`.
 

@@ -16,8 +16,8 @@ from ..utils.io import atomic_write
 from .data import read_examples
 from .features import Collator, collator_for, encode
 from .labels import LabelSet
-from .model import TaskModel
-from .predict import evaluate_task, task_predictions
+from .model import TaskModel, tokenizer_folder
+from .predict import _batches, evaluate_task, task_predictions
 from .taskdata import TaskConfig, TaskData
 
 __all__ = ["BACKENDS", "Session", "load_for_inference"]
@@ -53,6 +53,15 @@ class Session:
             raise DataError(f"{path}: no usable rows ({skipped} skipped as bad)")
         features = encode(examples, self.tokenizer, kind, labels, max_length=self.config.max_length)
         return TaskData(self.name, self.config, self.labels, {split: examples}, {split: features}, {split: skipped})
+
+    def batches(self, task: TaskData, batch_size: int = 32, limit: int = 0, bucket: bool = False) -> list[dict]:
+        """`task`'s one split as collated batches naming the task (so the model picks its head), at most
+        `limit` (0: all); in file order, or by length with `bucket`. For the passes that run a model over
+        real data outside training: calibration, head importance, export checks."""
+        features = task.features[next(iter(task.features))]
+        groups = _batches(features, batch_size, bucket)
+        groups = groups[:limit] if limit else groups
+        return [{**self.collate([features[i] for i in group]), "task": self.name} for group in groups]
 
     def evaluate(self, task: TaskData, batch_size: int = 64, bucket: bool = True) -> dict[str, float]:
         """Metrics of the model on `task`'s one split; `bucket` batches by length (same scores, less padding)."""
@@ -122,6 +131,5 @@ def load_for_inference(folder: str | os.PathLike, task: str | None = None, devic
     head = model.head_configs[name]
     config = TaskConfig.from_saved(head.kind, head, model.task_options.get(name, {}))
     labels = LabelSet(head.labels) if head.labels else None
-    tokenizer_dir = folder / "tokenizer"
-    tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.is_dir() else model.base_path)
+    tokenizer = load_tokenizer(tokenizer_folder(folder, model.base_path))
     return Session(model, tokenizer, name, config, labels)

@@ -241,14 +241,14 @@ def cache_for(folder: Path) -> Path:
 def _cached_export(folder: Path, kind: str, task: str | None) -> Path:
     fingerprint = _fingerprint(folder)
     if kind == "task":
-        from ..finetuning.model import TaskModel
+        from ..finetuning.model import TaskModel, tokenizer_folder
 
         model = TaskModel.from_pretrained(folder).eval()
         task = task or model.default_task
         if task not in model.heads:
             raise ConfigError(f"{folder}: no task {task!r}; the model has {list(model.heads)}")
         target = cache_for(folder) / f"{task}.onnx"
-        tokenizer = folder / "tokenizer" if (folder / "tokenizer").is_dir() else Path(model.base_path or folder)
+        tokenizer = tokenizer_folder(folder, model.base_path)
     else:
         target = cache_for(folder) / "encoder.onnx"
         model = None

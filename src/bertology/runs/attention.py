@@ -18,7 +18,7 @@ import torch
 from ..analysis.attention import attention_heatmaps, collect, group_heads
 from ..errors import DataError
 from ..utils.io import atomic_write
-from .probe import _encoder, _tokenizer
+from .probe import load_encoder, load_folder_tokenizer
 
 
 @dataclass
@@ -33,7 +33,8 @@ class AttentionRun:
     seed: int = 0
 
 
-def _lines(path: str, limit: int) -> list[str]:
+def read_lines(path: str, limit: int) -> list[str]:
+    """Up to `limit` non-empty lines of a text file, stripped."""
     texts = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -49,8 +50,8 @@ def _lines(path: str, limit: int) -> list[str]:
 def attention(run: AttentionRun) -> dict[str, Any]:
     out = Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
-    encoder, tokenizer = _encoder(run.model, False, run.seed), _tokenizer(run.model)
-    texts = _lines(run.data, run.sentences)
+    encoder, tokenizer = load_encoder(run.model), load_folder_tokenizer(run.model)
+    texts = read_lines(run.data, run.sentences)
     limit = min(run.max_length, encoder.config.max_position_embeddings)
     batches = [tokenizer(texts[i:i + run.batch_size], max_length=limit)
                for i in range(0, len(texts), run.batch_size)]
@@ -80,4 +81,4 @@ def attention(run: AttentionRun) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["AttentionRun", "attention"]
+__all__ = ["AttentionRun", "attention", "read_lines"]

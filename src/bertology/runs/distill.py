@@ -287,18 +287,19 @@ class Distilling:
     def _adopt_pruned_vocabulary(self, folder: Path, encoder: torch.nn.Module) -> None:
         """A pretrained student with a pruned vocabulary (an earlier `vocabulary: data` run): its own
         tokenizer, and the map from the teacher's ids to its ids."""
+        from ..finetuning.model import tokenizer_folder
         from ..tokenization import load_tokenizer
 
         where = self.where.child("student").child("model")
-        tokenizer_folder = folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder
+        source = tokenizer_folder(folder)
         try:
-            tokenizer = load_tokenizer(tokenizer_folder)
+            tokenizer = load_tokenizer(source)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{where}the student in {folder} has a vocabulary of {encoder.config.vocab_size} "
                               f"tokens, the teacher {self.teacher_encoder.config.vocab_size}, and no tokenizer of "
                               f"its own to map them ({exc})") from None
         if tokenizer.vocab_size != encoder.config.vocab_size:
-            raise ConfigError(f"{where}the tokenizer in {tokenizer_folder} has {tokenizer.vocab_size} tokens, the "
+            raise ConfigError(f"{where}the tokenizer in {source} has {tokenizer.vocab_size} tokens, the "
                               f"student's embeddings {encoder.config.vocab_size}")
         self.input_map = id_map(self.tokenizer, tokenizer, str(where))
         self.student_tokenizer = tokenizer

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from ..assets import model_path
 from ..errors import ConfigError, RunInterrupted
 from ..finetuning.features import collator_for
-from ..finetuning.model import TaskModel
+from ..finetuning.model import TaskModel, tokenizer_folder
 from ..finetuning.multitask import MultiTaskBatches, TaskCollate
 from ..finetuning.peft import PeftConfig
 from ..finetuning.predict import cache_features, evaluate_task, feature_length
@@ -241,8 +241,7 @@ class Finetuning:
         self.config = config
         source = Path(config.model)
         trained = TaskModel.from_pretrained(source) if (source / "task.json").is_file() else None
-        tokenizer_dir = source / "tokenizer"
-        self.tokenizer = load_tokenizer(config.tokenizer or (tokenizer_dir if trained and tokenizer_dir.is_dir()
+        self.tokenizer = load_tokenizer(config.tokenizer or (tokenizer_folder(source, trained.base_path) if trained
                                                              else config.model))
         labels = _trained_labels(trained, config, source) if trained is not None else {}
         self.tasks = {name: read_task(name, task, self.tokenizer, config.on_error, config.seed, labels.get(name))

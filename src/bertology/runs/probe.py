@@ -87,7 +87,9 @@ def read_tagged(path: str, fmt: str | None, column: str, limit: int) -> list[tup
     return out
 
 
-def _encoder(model: str, random_init: bool, seed: int) -> torch.nn.Module:
+def load_encoder(model: str, random_init: bool = False, seed: int = 0) -> torch.nn.Module:
+    """The encoder a folder holds (a fine-tuned folder's encoder, a head model's encoder), in eval mode;
+    with `random_init`, the same architecture freshly initialised (the analysis baseline)."""
     from ..models import load
 
     folder = Path(model)
@@ -101,11 +103,12 @@ def _encoder(model: str, random_init: bool, seed: int) -> torch.nn.Module:
     return encoder.eval()
 
 
-def _tokenizer(model: str):
+def load_folder_tokenizer(model: str):
+    """The tokenizer saved with a model folder (a fine-tuned folder's tokenizer/, else the folder's own)."""
+    from ..finetuning.model import tokenizer_folder
     from ..tokenization import load_tokenizer
 
-    folder = Path(model)
-    return load_tokenizer(folder / "tokenizer" if (folder / "tokenizer").is_dir() else folder)
+    return load_tokenizer(tokenizer_folder(model))
 
 
 def probe(run: ProbeRun) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def probe(run: ProbeRun) -> dict[str, Any]:
     for rank, index in enumerate(order):
         share = rank / len(order)
         split_of[index] = "train" if share < 0.8 else "dev" if share < 0.9 else "test"
-    encoder, tokenizer = _encoder(run.model, run.random_init, run.seed), _tokenizer(run.model)
+    encoder, tokenizer = load_encoder(run.model, run.random_init, run.seed), load_folder_tokenizer(run.model)
     key = hashlib.sha256(json.dumps([run.model, run.data, run.column, run.pooling, run.random_init, run.seed,
                                      run.sentences, run.max_length]).encode()).hexdigest()[:12]
     cache = out / f"representations-{key}.safetensors"
@@ -157,4 +160,4 @@ def probe(run: ProbeRun) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["FORMATS", "ProbeRun", "probe", "read_tagged"]
+__all__ = ["FORMATS", "ProbeRun", "load_encoder", "load_folder_tokenizer", "probe", "read_tagged"]

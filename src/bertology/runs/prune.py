@@ -89,16 +89,6 @@ def check(args: PruneRun) -> None:
             raise ConfigError(f"{flag}: {value}: no such file or folder")
 
 
-def _batches(session: Any, task: Any, batch_size: int, limit: int) -> list[dict]:
-    from ..finetuning.multitask import TaskCollate
-
-    split = next(iter(task.features))
-    features = task.features[split]
-    collate = TaskCollate(session.collate, session.name)
-    batches = [collate(features[i:i + batch_size]) for i in range(0, len(features), batch_size)]
-    return batches[:limit] if limit else batches
-
-
 def _metric(session: Any, test: Any) -> tuple[str | None, float | None]:
     if test is None:
         return None, None
@@ -175,7 +165,7 @@ def prune(args: PruneRun) -> dict[str, Any]:
         summary["dropped_layers"] = {"spec": args.drop_layers, "depth_before": depth,
                                      "depth_after": model.encoder.config.num_hidden_layers}
     torch.manual_seed(args.seed)
-    batches = _batches(session, data, args.batch_size, args.max_batches)
+    batches = session.batches(data, args.batch_size, args.max_batches)
     importance = head_importance(model, batches)
     plan = None
     if amount is not None:  # planned (and refused, naming the layer) before anything is written

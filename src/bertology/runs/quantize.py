@@ -20,7 +20,6 @@ import torch
 from ..compression.quantization import QUANTIZERS, QuantizeOptions, quantize_encoder
 from ..compression.report import CompressionReport, measure_variant
 from ..errors import ConfigError
-from ..finetuning.predict import _batches, _to
 from ..utils.typed import Where, to_plain
 
 logger = logging.getLogger("bertology")
@@ -91,18 +90,13 @@ def _run_qat(run: QuantizeRun, session: Any) -> str:
 
 
 def _calibrate(session: Any, path: str, batches: int, batch_size: int = 32):
+    """Run the task model over the first `batches` length-bucketed batches of `path`'s texts."""
     task = session.read(path, "calibration", "skip", require_labels=False)
-    features = task.features["calibration"]
-    order = [i for batch in _batches(features, batch_size) for i in batch][: batches * batch_size]
-    model = session.model
+    data = session.batches(task, batch_size, batches, bucket=True)
 
     def calibrate(_: torch.nn.Module) -> None:
-        for start in range(0, len(order), batch_size):
-            batch = session.collate([features[i] for i in order[start:start + batch_size]])
-            batch = {k: _to(v, torch.device("cpu")) for k, v in batch.items()}
-            for key in model.heads[session.name].kind.target_keys:
-                batch.pop(key, None)
-            model(**batch, task=session.name)
+        for batch in data:
+            session.model(**batch)
 
     return calibrate
 
