@@ -103,3 +103,15 @@ def test_cloze_command_scores_facts_and_fills_masks(tiny, tmp_path, capsys):
     assert [r["pieces"] for r in data["results"]] == [2, 1] and 0.0 <= data["P@10"] <= 1.0
     assert main(["cloze", str(tmp_path / "mlm"), "--text", "the [MASK] sat ."]) == 0
     assert "mask 1:" in capsys.readouterr().out
+
+
+def test_a_pretraining_checkpoint_fills_masks_like_its_masked_lm(tiny):
+    """A pretraining run saves BertForPreTraining (MLM + NSP heads): cloze reads its MLM logits."""
+    from bertology import BertForPreTraining
+
+    model, tok = tiny
+    pretraining = BertForPreTraining(model.config).eval()
+    missing, _ = pretraining.load_state_dict(model.state_dict(), strict=False)
+    assert all(k.startswith(("bert.pooler", "sentence_head")) for k in missing), missing
+    text = f"the {tok.mask_token} sat on the mat ."
+    assert fill_mask(pretraining, tok, text, top_k=3) == fill_mask(model, tok, text, top_k=3)

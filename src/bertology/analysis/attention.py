@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..utils.io import atomic_path
+from ..utils.plot import INSTALL, pyplot, save_png
 from ..utils.table import format_table
 
 logger = logging.getLogger("bertology")
@@ -439,15 +439,9 @@ def attention_heatmaps(attentions: Sequence[torch.Tensor], tokens: Sequence[str]
             raise ValueError(f"head ({layer}, {head}) does not exist: layers 0..{len(maps) - 1}"
                              + (f", layer {layer} has heads 0..{maps[layer].shape[0] - 1}"
                                 if 0 <= layer < len(maps) else ""))
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        why = "matplotlib is not installed (pip install 'bertology[plot]'); no attention heatmap written"
-        logger.warning(why)
-        return f"Warning: {why}."
+    plt = pyplot("attention heatmap")
+    if plt is None:
+        return f"Warning: matplotlib is not installed ({INSTALL}); no attention heatmap written."
     columns = min(4, len(heads))
     rows = math.ceil(len(heads) / columns)
     side = max(2.5, 0.28 * n + 1.2)
@@ -465,14 +459,10 @@ def attention_heatmaps(attentions: Sequence[torch.Tensor], tokens: Sequence[str]
         ax.set_yticklabels(labels, fontsize=7)
     if title:
         fig.suptitle(title)
-    try:
-        with warnings.catch_warnings():  # tokens the font lacks (CJK without a CJK font) draw as boxes
-            warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
-            fig.tight_layout()
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
+    with warnings.catch_warnings():  # tokens the font lacks (CJK without a CJK font) draw as boxes
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        fig.tight_layout()
+        save_png(fig, path, dpi=100)
     return None
 
 

@@ -80,7 +80,9 @@ def mask_log_probs(model: nn.Module, tokenizer: Any, text: str) -> tuple[list[in
     labels = torch.full_like(ids, -100)
     labels[0, positions] = ids[0, positions]
     out = model(ids, batch["attention_mask"], labels=labels)  # logits at the labelled positions only
-    return ids[0].tolist(), torch.log_softmax(out.logits.float().reshape(len(positions), -1), dim=-1)
+    # a masked-LM model's `logits`, a pretraining model's (MLM + NSP/SOP head) `prediction_logits`
+    logits = out.logits if hasattr(out, "logits") else out.prediction_logits
+    return ids[0].tolist(), torch.log_softmax(logits.float().reshape(len(positions), -1), dim=-1)
 
 
 def fill_mask(model: nn.Module, tokenizer: Any, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:

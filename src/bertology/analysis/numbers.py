@@ -9,6 +9,7 @@ how often the number decoded back from the prediction (10^y - 1) lies within 10%
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..utils.table import format_table
 from .representations import word_representations
 
@@ -28,6 +30,29 @@ def piece_splits(tokenizer, numbers: Sequence[int]) -> dict[int, Counter]:
         pieces = tokenizer.backend.encode(str(n), add_special_tokens=False).ids
         table[len(str(n))][len(pieces)] += 1
     return dict(sorted(table.items()))
+
+
+def sample_numbers(count: int, maximum: int = 10**6, seed: int = 0) -> list[int]:
+    """`count` distinct integers in [0, maximum], log-uniform (every digit count about equally often), seeded.
+    Distinct, so that no number sits in both the probe's training and test shares."""
+    if count < 10 or maximum < count:
+        raise ConfigError(f"numbers: need at least 10 distinct numbers and maximum >= count (got {count}, {maximum})")
+    rng = random.Random(seed)
+    seen: dict[int, None] = {}
+    top = math.log10(maximum + 1)
+    while len(seen) < count:
+        seen.setdefault(min(maximum, int(10 ** rng.uniform(0, top)) - 1), None)
+    return list(seen)
+
+
+def splits_table(table: dict[int, Counter], markdown: bool = False) -> str:
+    """`piece_splits` as rows: digits, numbers, mean pieces, share kept whole, most pieces."""
+    rows = []
+    for digits, counts in table.items():
+        total = sum(counts.values())
+        mean = sum(k * v for k, v in counts.items()) / total
+        rows.append([str(digits), str(total), f"{mean:.2f}", f"{counts.get(1, 0) / total:.3f}", str(max(counts))])
+    return format_table(["digits", "numbers", "mean pieces", "one piece", "most pieces"], rows, markdown=markdown)
 
 
 def ridge(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,4 +112,5 @@ def results_table(results: Sequence[MagnitudeResult], markdown: bool = False) ->
     return format_table(["layer", "R² of log10(n+1)", "decoded within 10%"], rows, markdown=markdown)
 
 
-__all__ = ["MagnitudeResult", "fit_magnitude", "magnitude_probe", "piece_splits", "r_squared", "results_table", "ridge"]
+__all__ = ["MagnitudeResult", "fit_magnitude", "magnitude_probe", "piece_splits", "r_squared", "results_table", "ridge",
+           "sample_numbers", "splits_table"]

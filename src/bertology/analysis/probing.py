@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..utils.plot import pyplot, save_png
 from ..utils.registry import Registry
 from ..utils.table import format_table
 
@@ -176,12 +177,8 @@ def results_table(results: Sequence[LayerResult], markdown: bool = False) -> str
 
 def plot_results(results: Sequence[LayerResult], path, title: str = "probe accuracy per layer") -> str | None:
     """A PNG of accuracy, control accuracy and selectivity against the layer (None without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot("probe plot")
+    if plt is None:
         return None
     layers = [r.layer for r in results]
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -194,8 +191,7 @@ def plot_results(results: Sequence[LayerResult], path, title: str = "probe accur
     axis.set_title(title)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_png(figure, path, dpi=120)
     return str(path)
 
 

@@ -19,16 +19,19 @@ from . import (
     export,
     finetune,
     info,
+    numbers,
+    parse,
     pretrain,
     probe,
     prune,
     quantize,
     robustness,
+    structural,
     tokenizer,
 )
 
-COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, probe, attention, cloze,
-            robustness, tokenizer, corpus)
+COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, parse, probe, structural,
+            attention, cloze, robustness, numbers, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:

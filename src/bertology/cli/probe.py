@@ -27,15 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="probe the same architecture with random weights (the baseline)")
     p.add_argument("--max-length", type=int, default=128,
                    help="tokens per sentence; later words are left out (default 128)")
+    p.add_argument("--layers", help="comma-separated layers to probe, e.g. 0,3,-1 (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runs.probe import ProbeRun, probe
+    from ..runs.probe import ProbeRun, parse_layers, probe
 
     summary = probe(ProbeRun(model=args.model, data=args.data, out=args.out, format=args.format, column=args.column,
                              probe=args.probe, pooling=args.pooling, sentences=args.sentences, control=args.control,
-                             random_init=args.random_init, seed=args.seed, max_length=args.max_length))
+                             random_init=args.random_init, seed=args.seed, max_length=args.max_length,
+                             layers=parse_layers(args.layers)))
     print(f"best layer {summary['best_layer']} ({summary['best_accuracy']:.4f}); report in {args.out}/report.md")
     return 0

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..utils.io import atomic_path, atomic_write, translate_os_errors
+from ..utils.io import atomic_write, translate_os_errors
+from ..utils.plot import pyplot, save_png
 from ..utils.table import format_table
 
 logger = logging.getLogger("bertology")
@@ -469,13 +470,8 @@ class CompressionReport:
         points = [v for v in self.variants if v.metric is not None and v.tokens_per_s]
         if not points:
             return "No plot: no variant has both a metric and a measured throughput."
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            logger.warning("matplotlib is not installed (pip install 'bertology[plot]'); no plot written")
+        plt = pyplot("plot")
+        if plt is None:
             return "Warning: matplotlib is not installed (pip install 'bertology[plot]'); no plot written."
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
         for v in points:
@@ -492,11 +488,7 @@ class CompressionReport:
         ax.set_title(self.title)
         ax.grid(alpha=0.3, which="both")
         fig.tight_layout()
-        try:
-            with atomic_path(out) as tmp:
-                fig.savefig(tmp, format="png", dpi=110)
-        finally:
-            plt.close(fig)
+        save_png(fig, out, dpi=110)
         return None
 
     def write(self, folder: str | os.PathLike) -> dict[str, Path]:

@@ -41,6 +41,8 @@ class ProbeRun:
     seed: int = 0
     #: tokens per sentence (words past it are left out): positions a model never trained on read as noise
     max_length: int = 128
+    #: layers to probe (0 = embeddings; negative counts from the top); None: all
+    layers: list[int] | None = None
     options: ProbeOptions | None = None
 
 
@@ -111,6 +113,44 @@ def load_folder_tokenizer(model: str):
     return load_tokenizer(tokenizer_folder(model))
 
 
+def cached_representations(model: str, sentences: list[list[str]], out: Path, pooling: str, random_init: bool,
+                           seed: int, max_length: int, key: list) -> WordRepresentations:
+    """Every layer's word representations of `sentences`, computed once and cached in `out` under a key of
+    everything that changes them (the model folder, the data, pooling, random init, seed, length)."""
+    digest = hashlib.sha256(json.dumps([model, pooling, random_init, seed, max_length, *key]).encode()).hexdigest()
+    cache = out / f"representations-{digest[:12]}.safetensors"
+    if cache.is_file():
+        return WordRepresentations.load(cache)
+    encoder, tokenizer = load_encoder(model, random_init, seed), load_folder_tokenizer(model)
+    reps = word_representations(encoder, tokenizer, sentences, pooling, max_length=max_length, progress=True)
+    reps.save(cache)
+    return reps
+
+
+def select_layers(reps: WordRepresentations, layers: list[int] | None, model: str) -> list[int]:
+    """The layer indices asked for (all when None), negative ones counted from the top; a layer the model does
+    not have is an error naming the model."""
+    if layers is None:
+        return list(range(reps.num_layers))
+    out = []
+    for k in layers:
+        if not -reps.num_layers <= k < reps.num_layers:
+            raise ConfigError(f"--layers: layer {k} does not exist in {model}: it has layers 0..{reps.num_layers - 1} "
+                              "(0 = embeddings)")
+        out.append(k % reps.num_layers)
+    return out
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """`--layers 0,3,-1` as a list (None for all)."""
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--layers {text!r}: expected comma-separated layer numbers such as 0,3,6") from None
+
+
 def probe(run: ProbeRun) -> dict[str, Any]:
     """Probe every layer; returns the summary written to results.json."""
     out = Path(run.out)
@@ -121,23 +161,19 @@ def probe(run: ProbeRun) -> dict[str, Any]:
     for rank, index in enumerate(order):
         share = rank / len(order)
         split_of[index] = "train" if share < 0.8 else "dev" if share < 0.9 else "test"
-    encoder, tokenizer = load_encoder(run.model, run.random_init, run.seed), load_folder_tokenizer(run.model)
-    key = hashlib.sha256(json.dumps([run.model, run.data, run.column, run.pooling, run.random_init, run.seed,
-                                     run.sentences, run.max_length]).encode()).hexdigest()[:12]
-    cache = out / f"representations-{key}.safetensors"
-    if cache.is_file():
-        reps = WordRepresentations.load(cache)
-    else:
-        reps = word_representations(encoder, tokenizer, [words for words, _ in sentences], run.pooling,
-                                    max_length=run.max_length, progress=True)
-        reps.save(cache)
+    reps = cached_representations(run.model, [words for words, _ in sentences], out, run.pooling, run.random_init,
+                                  run.seed, run.max_length, key=[run.data, run.column, run.sentences])
+    layers = select_layers(reps, run.layers, run.model)
     words, labels, splits = [], [], []
     for index, (sentence_words, tags) in enumerate(sentences):
         kept = reps.kept[index]
         words += sentence_words[:kept]
         labels += tags[:kept]
         splits += [split_of[index]] * kept
-    results = probe_layers(reps.layers, words, labels, splits, run.probe, run.options, run.control)
+    results = probe_layers([reps.layers[k] for k in layers], words, labels, splits, run.probe, run.options,
+                           run.control)
+    for result, k in zip(results, layers, strict=True):
+        result.layer = k
     table = results_table(results, markdown=True)
     plot = plot_results(results, out / "probe.png", f"{run.column} probe ({run.probe}, {run.pooling} piece)")
     best = max(results, key=lambda r: r.accuracy)
@@ -160,4 +196,5 @@ def probe(run: ProbeRun) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["FORMATS", "ProbeRun", "load_encoder", "load_folder_tokenizer", "probe", "read_tagged"]
+__all__ = ["FORMATS", "ProbeRun", "cached_representations", "load_encoder", "load_folder_tokenizer", "parse_layers",
+           "probe", "read_tagged", "select_layers"]

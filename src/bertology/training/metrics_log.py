@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utils.io import atomic_path, translate_os_errors
+from ..utils.plot import pyplot, save_png
 
 logger = logging.getLogger("bertology")
 
@@ -70,13 +71,8 @@ class MetricsLog:
 
 def plot_curves(records: list[dict[str, Any]], out: Path) -> Path | None:
     """Loss (train and eval) and learning rate against step, as one PNG. Needs matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed (pip install 'bertology[plot]'); no plot written")
+    plt = pyplot("plot")
+    if plt is None:
         return None
     train = [r for r in records if r.get("split", "train") == "train" and isinstance(r.get("loss"), float)]
     evals = [r for r in records if r.get("split") == "eval" and isinstance(r.get("loss"), float)]
@@ -94,9 +90,7 @@ def plot_curves(records: list[dict[str, Any]], out: Path) -> Path | None:
     ax_lr.set_xlabel("step")
     ax_lr.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, out, dpi=110)
     return out
 
 

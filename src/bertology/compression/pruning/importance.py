@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ...utils.io import atomic_path, atomic_write
+from ...utils.io import atomic_write
+from ...utils.plot import pyplot, save_png
 from ...utils.table import format_table
 from ._model import encoder_of, layers_of
 
@@ -208,13 +209,8 @@ class HeadImportance:
 
     def heatmap(self, path: str | os.PathLike) -> str | None:
         """head_importance.png (layers x heads). Returns None when written, else why not (no matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            logger.warning("matplotlib is not installed (pip install 'bertology[plot]'); no heatmap written")
+        plt = pyplot("heatmap")
+        if plt is None:
             return "Warning: matplotlib is not installed (pip install 'bertology[plot]'); no heatmap written."
         layers, heads = self.scores.shape
         fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * heads + 2), max(3.0, 0.4 * layers + 1.5)))
@@ -226,11 +222,7 @@ class HeadImportance:
         ax.set_title(f"Head importance ({self.method}); blank: pruned")
         fig.colorbar(image, ax=ax)
         fig.tight_layout()
-        try:
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format="png", dpi=110)
-        finally:
-            plt.close(fig)
+        save_png(fig, path, dpi=110)
         return None
 
     def write(self, folder: str | os.PathLike) -> dict[str, Path]:
