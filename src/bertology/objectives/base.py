@@ -7,15 +7,31 @@ cannot be trained with, so the checks of a combination never name objectives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..data.transforms import InstanceTransform, TransformContext
 from ..errors import ConfigError
 from ..models.outputs import EncoderOutput
 from ..utils.registry import Registry
 from ..utils.typed import Where, as_where
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What an objective's `check_run` may look at: the input format, the corpus and the encoder."""
+
+    #: `data.format` (segment_pair, sentence_pair, full_sentences, doc_sentences)
+    format: str
+    max_length: int
+    #: the prepared corpus (a `TokenCorpus`: documents, sentences, `meta`)
+    corpus: Any
+    #: the encoder the objectives sit on (its class names the family)
+    encoder: nn.Module
+
 
 Losses = dict[str, torch.Tensor]
 Metrics = dict[str, torch.Tensor]
@@ -37,6 +53,18 @@ class Objective(nn.Module):
     needs_masking: ClassVar[bool] = False
     conflicts: ClassVar[tuple[str, ...]] = ()
     conflict_reason: ClassVar[str] = ""
+
+    @classmethod
+    def instance_transform(cls, options: Any, context: TransformContext) -> InstanceTransform | None:
+        """The change this objective makes to each training instance before batching (BART's noising,
+        StructBERT's shuffled trigrams, ...), run by the collator; None when it reads the instance as it is."""
+        return None
+
+    @classmethod
+    def check_run(cls, name: str, options: Any, run: RunFacts) -> None:
+        """Raise ConfigError, naming the objective and what it needs, when this run cannot feed it (sentence
+        pairs, several sentences per document, parallel text, a family it does not support). Called when the
+        run is built, before any training."""
 
     def prepare(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
         """Rewrite the encoder's input before it runs (ELECTRA's generator does); most tasks do not."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from ..data.transforms import InstanceTransform, TransformContext
 from ..errors import ConfigError
 from ..models.bert import BertModel
 from ..models.config import BertConfig
@@ -16,7 +17,7 @@ from ..models.family import family_for_config, family_for_encoder
 from ..models.pretrained import init_bert_weights
 from ..training.protocol import StepOutput
 from ..utils.typed import Where
-from .base import objective_classes, objective_options
+from .base import RunFacts, objective_classes, objective_options
 
 
 def _encoder_class(config: BertConfig) -> type[BertModel]:
@@ -48,6 +49,7 @@ class PretrainingModel(nn.Module):
         self.bert = encoder if encoder is not None else _encoder_class(config)(config, add_pooling_layer=needs_pooler)
         if needs_pooler and self.bert.pooler is None:
             raise ConfigError("a sentence-pair objective needs the encoder's [CLS] pooler")
+        self.options = parsed
         self.objectives = nn.ModuleDict(
             {name: cls(config, self.bert, parsed[name]) for name, cls in classes.items()}
         )
@@ -57,11 +59,22 @@ class PretrainingModel(nn.Module):
         # The packed (unpadded) path skips all work on padding.
         self.bert.unpad_inputs = True
 
+    def instance_transforms(self, context: TransformContext) -> list[InstanceTransform]:
+        """The objectives' changes to each instance, in the objectives' order, for the collator."""
+        built = (type(obj).instance_transform(self.options[name], context) for name, obj in self.objectives.items())
+        return [t for t in built if t is not None]
+
+    def check_run(self, run: RunFacts) -> None:
+        """Each objective's check that the run can feed it (before training starts)."""
+        for name, objective in self.objectives.items():
+            type(objective).check_run(name, self.options[name], run)
+
     def forward(self, **batch: Any) -> StepOutput:
         for objective in self.objectives.values():
             batch = objective.prepare(self, batch)
         extras = {name: batch[name] for name in self.bert.token_inputs}
-        encoded = self.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), **extras)
+        encoded = self.bert(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                            batch.get("position_ids"), **extras)
         losses, metrics = {}, {}
         for objective in self.objectives.values():
             loss, metric = objective(encoded, batch)

@@ -23,11 +23,13 @@ from ..data.collate import PretrainingCollator
 from ..data.formats import FormatConfig, PretrainingDataset, Specials, split_documents
 from ..data.maskers import MaskingConfig, build_masker
 from ..data.shards import TokenCorpus
+from ..data.transforms import TransformContext
 from ..errors import ConfigError, RunInterrupted
 from ..models.config import BertConfig, preset_names
 from ..models.family import FAMILIES, Family, FamilyPretraining, VocabInfo, family_for_config
 from ..models.pretrained import load, read_config
 from ..objectives import OBJECTIVES, PretrainingModel, objective_classes, objective_options
+from ..objectives.base import RunFacts
 from ..tokenization import BaseTokenizer, load_tokenizer, save_for_model
 from ..training import TrainConfig, Trainer, TrainResult
 from ..training.data import ResumableLoader
@@ -270,12 +272,16 @@ class Pretraining:
         else:
             model = _shared_model(config, bert_config, family, tokenizer, corpus)
         _check_inputs(config, model, corpus)
+        if hasattr(model, "check_run"):
+            model.check_run(RunFacts(config.data.format, config.data.max_length, corpus, model.bert))
         data = dataclasses.replace(config.data, pair_task=model.pair_task)
         specials = Specials(tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
         train_set = PretrainingDataset(corpus, data, specials, train_docs, config.seed)
         eval_set = PretrainingDataset(corpus, data, specials, eval_docs, config.seed + 1) if len(eval_docs) else None
         masker = build_masker(config.masking, tokenizer) if model.needs_masking else None
-        collator: Any = PretrainingCollator(masker, tokenizer.pad_token_id, config.seed)
+        transforms = (model.instance_transforms(TransformContext.from_tokenizer(tokenizer))
+                      if hasattr(model, "instance_transforms") else [])
+        collator: Any = PretrainingCollator(masker, tokenizer.pad_token_id, config.seed, transforms=transforms)
         if own is not None:
             collator = own.collator(collator, tokenizer, config.run_dir)
         return cls(config, tokenizer, corpus, model, train_set, eval_set, collator, config.train)
