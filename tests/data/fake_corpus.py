@@ -27,6 +27,9 @@ class FakeCorpus:
     def document_sentences(self, d: int) -> range:
         return range(int(self.doc_bounds[d]), int(self.doc_bounds[d + 1]))
 
+    def document_of_sentence(self, s: int) -> int:
+        return int(np.searchsorted(self.doc_bounds, int(s), side="right")) - 1
+
     def sentence(self, s: int) -> np.ndarray:
         return self.sentences[s]
 

@@ -166,3 +166,21 @@ def test_bad_format_configs_name_the_field():
     corpus = FakeCorpus(numbered_documents(3, 3))
     with pytest.raises(ConfigError, match="sentence-pair objective"):
         PretrainingDataset(corpus, FormatConfig(format="segment_pair"), SP, np.arange(3))
+
+
+@pytest.mark.parametrize("fmt", ["doc_sentences", "sentence_pair"])
+def test_instances_mark_sentence_starts_and_their_document(fmt):
+    corpus = FakeCorpus(numbered_documents(6, 5))
+    data = PretrainingDataset(corpus, FormatConfig(format=fmt, max_length=64, short_seq_prob=0.0,
+                                                   pair_task="nsp" if fmt == "sentence_pair" else None),
+                              Specials(cls=1, sep=2, pad=0), np.arange(6), seed=0)
+    for i in range(len(data)):
+        item = data[i]
+        ids, starts = item["input_ids"], item["sentence_starts"]
+        assert len(starts) == len(ids) and not starts[0]
+        # numbered documents: a sentence is a run of one id, so a start is where the id changes after a
+        # special token or another sentence
+        for k in np.flatnonzero(starts):
+            assert ids[k] > 2 and (ids[k - 1] != ids[k])
+        first_sentence = next(s for s in range(corpus.num_sentences) if 10 + s % 80 == ids[1])
+        assert item["document"] == corpus.document_of_sentence(first_sentence)

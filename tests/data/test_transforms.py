@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_collate import _examples, _masker
 
 from bertology.data.collate import PretrainingCollator
 from bertology.data.transforms import InstanceTransform
-from test_collate import _examples, _masker
 
 
 class DropOne(InstanceTransform):

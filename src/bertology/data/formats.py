@@ -214,15 +214,17 @@ class PretrainingDataset:
         return (tuple(a), tuple(side[start:start + len(b)]), 1)
 
     # ---------------------------------------------------------------------------------- instances
-    def _pieces(self, pieces) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Token ids, word starts, case labels (-100 at separators) and pinyin ids of pieces, joined."""
-        ids, starts, cases, pinyin = [], [], [], []
+    def _pieces(self, pieces) -> tuple:
+        """Token ids, word starts, case labels (-100 at separators), pinyin ids and sentence starts of pieces,
+        joined."""
+        ids, starts, cases, pinyin, sentence_starts = [], [], [], [], []
         for piece in pieces:
             if piece is None:  # document boundary inside a packed instance
                 ids.append(np.array([self.specials.sep], dtype=np.int64))
                 starts.append(np.ones(1, dtype=bool))
                 cases.append(np.full(1, -100, dtype=np.int64))
                 pinyin.append(np.zeros((1, 8), dtype=np.int64))
+                sentence_starts.append(np.zeros(1, dtype=bool))
                 continue
             s, a, b = piece if isinstance(piece, tuple) else (piece, 0, int(self.lengths[piece]))
             ids.append(self.corpus.sentence(s)[a:b].astype(np.int64))
@@ -230,13 +232,17 @@ class PretrainingDataset:
             if ws.size:
                 ws[0] = True  # a piece cut out of a sentence starts a word
             starts.append(ws)
+            first = np.zeros(b - a, dtype=bool)
+            if a == 0 and b > a:
+                first[0] = True  # the piece begins a sentence (a sentence cut by the budget continues unmarked)
+            sentence_starts.append(first)
             case = self.corpus.case(s) if self.has_case else None
             cases.append(None if case is None else case[a:b].astype(np.int64))
             if self.has_pinyin:
                 pinyin.append(self.corpus.pinyin(s)[a:b])
         case_out = np.concatenate(cases) if self.has_case else None
         pinyin_out = np.concatenate(pinyin) if self.has_pinyin else None
-        return np.concatenate(ids), np.concatenate(starts), case_out, pinyin_out
+        return np.concatenate(ids), np.concatenate(starts), case_out, pinyin_out, np.concatenate(sentence_starts)
 
     @property
     def has_case(self) -> bool:
@@ -255,24 +261,32 @@ class PretrainingDataset:
             a, b = self._pieces(a_pieces), self._pieces(b_pieces)
             a, b = self._truncate_pair(a, b, np.random.default_rng([self.seed, 3, index]))
             body = [a, b]
+            first_piece = a_pieces[0]
         else:
-            ids, ws, case, pinyin = self._pieces(plan)
             n = self.config.max_length - 2
-            body = [(ids[:n], ws[:n], None if case is None else case[:n], None if pinyin is None else pinyin[:n])]
+            body = [tuple(None if x is None else x[:n] for x in self._pieces(plan))]
+            first_piece = next(p for p in plan if p is not None)
         ids_parts, ws_parts, case_parts, seg_parts = [np.array([sp.cls])], [np.ones(1, bool)], [[-100]], [[0]]
         pinyin_parts = [np.zeros((1, 8), dtype=np.int64)]
-        for k, (ids, ws, case, pinyin) in enumerate(body):
+        sentence_parts = [np.zeros(1, bool)]
+        for k, (ids, ws, case, pinyin, sentence_starts) in enumerate(body):
             ids_parts += [ids, np.array([sp.sep])]
             ws_parts += [ws, np.ones(1, bool)]
             case_parts += [case if case is not None else np.full(len(ids), -100), [-100]]
             seg_parts += [np.full(len(ids) + 1, k)]
+            sentence_parts += [sentence_starts, np.zeros(1, bool)]
             if pinyin is not None:
                 pinyin_parts += [pinyin, np.zeros((1, 8), dtype=np.int64)]
         input_ids = np.concatenate(ids_parts).astype(np.int64)
         special = np.isin(input_ids, [sp.cls, sp.sep, sp.pad])
+        sentence = first_piece[0] if isinstance(first_piece, tuple) else first_piece
         item = {"index": index, "input_ids": input_ids,
                 "token_type_ids": np.concatenate(seg_parts).astype(np.int64),
-                "word_starts": np.concatenate(ws_parts) | special, "maskable": ~special}
+                "word_starts": np.concatenate(ws_parts) | special, "maskable": ~special,
+                # where each sentence begins, and the document of the first one (for objectives that reorder
+                # sentences or relate tokens to their document)
+                "sentence_starts": np.concatenate(sentence_parts),
+                "document": int(self.corpus.document_of_sentence(int(sentence)))}
         if label is not None:
             item["sentence_label"] = label
         if self.has_case:
@@ -297,10 +311,11 @@ class PretrainingDataset:
                 b_hi -= 1
 
         def cut(part, lo, hi):
-            ids, ws, case, pinyin = part
+            ids, ws, case, pinyin, sentence_starts = part
             ws = ws[lo:hi].copy()
             if ws.size:
                 ws[0] = True
-            return ids[lo:hi], ws, None if case is None else case[lo:hi], None if pinyin is None else pinyin[lo:hi]
+            return (ids[lo:hi], ws, None if case is None else case[lo:hi], None if pinyin is None else pinyin[lo:hi],
+                    sentence_starts[lo:hi])
 
         return cut(a, a_lo, a_hi), cut(b, b_lo, b_hi)

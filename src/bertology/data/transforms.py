@@ -12,7 +12,10 @@ A transform receives one instance as a dict of numpy arrays:
 
 - `input_ids` (after masking, if a masker runs), `original_ids` (before masking), `labels` (the masker's
   labels, -100 where nothing is predicted; all -100 without a masker), `token_type_ids`, `maskable`,
-  `word_starts` (bool), `index` (int), and `sentence_label` for pair formats;
+  `word_starts` and `sentence_starts` (bool: the first token of each sentence of the corpus; a sentence cut
+  by the length budget continues unmarked), `index` and `document` (the document of the instance's first
+  sentence; packed `full_sentences` instances may cross into the next documents, `doc_sentences` never do),
+  and `sentence_label` for pair formats;
 
 and returns it, changed: the token arrays may change length together (every per-token field must keep one
 entry per input id), and it may add fields it declares:
@@ -40,7 +43,7 @@ import numpy as np
 Instance = dict[str, Any]
 
 #: the per-token fields every instance has; a transform that changes the length changes all of them
-TOKEN_FIELDS = ("input_ids", "original_ids", "labels", "token_type_ids", "maskable", "word_starts")
+TOKEN_FIELDS = ("input_ids", "original_ids", "labels", "token_type_ids", "maskable", "word_starts", "sentence_starts")
 
 
 @dataclass(frozen=True)
