@@ -286,16 +286,18 @@ def test_entity_masker_needs_a_lexicon():
 # ----------------------------------------------------------------------------------------------- spans
 
 
-def clipped_geometric_moments(p: float, cap: int) -> tuple[float, float]:
-    """Mean and variance of min(Geometric(p), cap) on {1, 2, ...}, by hand: P(L >= k) = (1 - p)^(k - 1)."""
+def truncated_geometric_moments(p: float, cap: int) -> tuple[float, float]:
+    """Mean and variance of Geometric(p) on {1, 2, ...} truncated at cap and renormalised, by hand:
+    P(L = k) = p (1 - p)^(k - 1) / (1 - (1 - p)^cap) for k = 1..cap."""
     q = 1 - p
-    mean = sum(q ** (k - 1) for k in range(1, cap + 1))  # E[L] = sum_k P(L >= k)
-    second = sum((2 * k - 1) * q ** (k - 1) for k in range(1, cap + 1))  # E[L^2] = sum_k (2k - 1) P(L >= k)
+    z = 1 - q**cap
+    mean = sum(k * p * q ** (k - 1) for k in range(1, cap + 1)) / z
+    second = sum(k * k * p * q ** (k - 1) for k in range(1, cap + 1)) / z
     return mean, second - mean**2
 
 
 @pytest.mark.parametrize("span_p,span_max", [(0.2, 10), (0.5, 3)])
-def test_span_lengths_follow_the_clipped_geometric(corpus, span_p, span_max):
+def test_span_lengths_follow_the_truncated_geometric(corpus, span_p, span_max):
     masker = make("span", rate=0.4, span_p=span_p, span_max=span_max)
     assert isinstance(masker, SpanMasker)
     rng = np.random.default_rng(12)
@@ -318,12 +320,17 @@ def test_span_lengths_follow_the_clipped_geometric(corpus, span_p, span_max):
                 covered_full.append(span.words)
         for start, stop in seq["words"]:
             assert chosen[start:stop].all() or not chosen[start:stop].any()
-    mean, var = clipped_geometric_moments(span_p, span_max)
-    assert mean == pytest.approx((1 - (1 - span_p) ** span_max) / span_p)
+    mean, var = truncated_geometric_moments(span_p, span_max)
+    q = 1 - span_p
+    assert mean == pytest.approx(1 / span_p - span_max * q**span_max / (1 - q**span_max))  # the closed form
+    if (span_p, span_max) == (0.2, 10):
+        assert mean == pytest.approx(3.797, abs=1e-3)  # the paper's 3.8 (clipping would give 4.46)
     n = len(sampled)
     assert abs(np.mean(sampled) - mean) <= SIGMAS * math.sqrt(var / n), (np.mean(sampled), mean, n)
-    assert np.max(sampled) == span_max
-    within(np.mean(np.array(sampled) == span_max), (1 - span_p) ** (span_max - 1), n, "P(L = span_max)")
+    assert np.min(sampled) == 1 and np.max(sampled) == span_max
+    within(np.mean(np.array(sampled) == 1), span_p / (1 - q**span_max), n, "P(L = 1)")
+    within(np.mean(np.array(sampled) == span_max), span_p * q ** (span_max - 1) / (1 - q**span_max), n,
+           "P(L = span_max)")
     assert covered_full  # spans that ran to their length exist and had exactly that length
 
 

@@ -35,7 +35,8 @@ def _batch(seed=0, batch=4, seq=16, pair_classes=2):
 
 
 def test_registry_has_every_objective_of_the_issue():
-    assert {"mlm", "nsp", "sop", "order", "distance", "capitalization", "rtd"} <= set(OBJECTIVES)
+    assert {"mlm", "nsp", "sop", "order", "distance", "capitalization", "rtd", "sbo", "denoise", "simcse", "infoword",
+            "tlm", "token_document", "word_order", "sentence_reordering", "pmlm"} <= set(OBJECTIVES)
 
 
 def test_mlm_and_nsp_match_transformers_after_export(tmp_path):
@@ -154,9 +155,12 @@ def test_objective_combinations_that_make_no_sense_are_refused():
 
 def test_conflicts_and_needs_are_declared_on_the_objectives():
     assert OBJECTIVES["rtd"].conflicts == ("mlm",)
-    assert {n for n, c in OBJECTIVES.items() if c.needs_pooler} == {"nsp", "sop", "order", "distance"}
+    assert {n for n, c in OBJECTIVES.items() if c.needs_pooler} >= {"nsp", "sop", "order", "distance",
+                                                                     "sentence_reordering"}
+    assert OBJECTIVES["sentence_reordering"].conflicts  # its [CLS] label clashes with the pair tasks
     builtin = [n for n in OBJECTIVES if OBJECTIVES[n].__module__.startswith("bertology.")]  # not test plugins
-    assert {n for n in builtin if OBJECTIVES.entry(n).options is not None} == {"rtd"}
+    assert {n for n in builtin if OBJECTIVES.entry(n).options is None} == {
+        "mlm", "nsp", "sop", "order", "distance", "capitalization", "token_document"}
 
 
 def test_rtd_refuses_families_it_cannot_share_embeddings_with():

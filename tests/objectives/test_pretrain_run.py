@@ -47,7 +47,8 @@ def _overrides(root, run, steps=12):
 
 
 def test_recipes_exist_and_load():
-    assert {"bert", "roberta", "chinese-wwm", "spanbert", "electra", "albert"} <= set(recipe_names())
+    assert {"bert", "roberta", "chinese-wwm", "spanbert", "electra", "albert", "bart-denoise", "simcse", "infoword",
+            "xlm-tlm", "ernie2", "structbert", "unilmv2"} <= set(recipe_names())
     for name in recipe_names():
         config = load_config(name, ["corpus=x", "tokenizer=y"])
         assert config.objectives and config.train

@@ -15,12 +15,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read text (plain, JSONL or PKU-tagged; folders and .gz too), split sentences, tokenize "
                     "and write token shards with sentence and document boundaries and word starts. Bad lines "
                     "are skipped and counted in the summary (also written to OUT/summary.md).")
-    prep.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (read recursively, sorted)")
+    prep.add_argument("inputs", nargs="+", metavar="INPUT",
+                      help="files or folders (read recursively, sorted); with --input-format parallel, a TSV file "
+                           "(source<TAB>target a line) or two aligned files as SOURCE_FILE::TARGET_FILE")
     prep.add_argument("-o", "--output", required=True, help="folder to write the prepared corpus to")
     prep.add_argument("--tokenizer", required=True, help="tokenizer folder (tokenizer.json or vocab.txt)")
-    prep.add_argument("--input-format", choices=("text", "jsonl", "pku"), default="text",
+    prep.add_argument("--input-format", choices=("text", "jsonl", "pku", "parallel"), default="text",
                       help="text: documents separated by blank lines; jsonl: one record a line; "
-                           "pku: People's Daily word/tag lines, one document a line (default: text)")
+                           "pku: People's Daily word/tag lines, one document a line; parallel: sentence pairs "
+                           "(translations), each one document of two sentences, for TLM (default: text)")
+    prep.add_argument("--languages", type=_languages, default=None, metavar="SRC,TGT",
+                      help="parallel format: the two language names, source then target (e.g. en,zh); their "
+                           "order gives the language ids (0, 1)")
     prep.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
     prep.add_argument("--language", choices=("auto", "en", "zh"), default="auto",
                       help="sentence-splitting rules; auto picks zh for documents with CJK ideographs")
@@ -51,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.set_defaults(run=run_info)
 
 
+def _languages(text: str) -> list[str]:
+    """`en,zh` as a list of names (PrepareConfig checks that there are two)."""
+    return [part.strip() for part in text.split(",")]
+
+
 def run_prepare(args: argparse.Namespace) -> int:
     from ..data.prepare import PrepareConfig, prepare_corpus
     from ..tokenization import load_tokenizer
@@ -63,6 +74,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         shard_tokens=args.shard_tokens, max_line_chars=args.max_line_chars,
         max_sentence_tokens=args.max_sentence_tokens, text_field=args.text_field, doc_per_file=args.doc_per_file,
         doc_per_line=args.doc_per_line, overwrite=args.overwrite, progress=not args.no_progress,
+        languages=args.languages,
     )
     summary = prepare_corpus(args.inputs, args.output, load_tokenizer(args.tokenizer), config)
     print(summary.to_table())
@@ -87,6 +99,7 @@ def run_info(args: argparse.Namespace) -> int:
         ("tokens per sentence (max)", f"{int(lengths.max()) if len(lengths) else 0:,}"),
         ("token dtype", meta["token_dtype"]),
         ("case recorded", "yes" if corpus.has_case else "no"),
+        *([("parallel", "yes: " + " -> ".join(meta.get("languages", [])))] if meta.get("parallel") else []),
         ("vocab size", f"{corpus.vocab_size:,}"),
         ("vocab sha256", str(tok.get("vocab_sha256", ""))[:16]),
     ]

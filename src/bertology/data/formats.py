@@ -4,7 +4,9 @@ The four formats the RoBERTa study compares, plus the sentence-pair tasks that g
 - segment_pair: two segments of several sentences each ([CLS] A [SEP] B [SEP]), BERT's original input;
 - sentence_pair: two single sentences;
 - full_sentences: contiguous sentences packed up to the length limit, crossing document ends ([SEP] between);
-- doc_sentences: the same, but never crossing a document end.
+- doc_sentences: the same, but never crossing a document end;
+- parallel: one sentence pair of a parallel corpus (`--input-format parallel`) per instance, [CLS] source
+  [SEP] target [SEP], with the language as the token type (see `PretrainingDataset._parallel_item`).
 Pair formats carry a sentence label for one task: nsp (is B the continuation?), sop (are A and B in
 order?), order (B follows / precedes / comes from another document) or distance (B is adjacent / in the same
 document but not adjacent / from another document).
@@ -26,7 +28,7 @@ from ..utils.typed import Where, as_where, check_choice, check_fields
 if TYPE_CHECKING:
     from .shards import TokenCorpus
 
-FORMATS = ("segment_pair", "sentence_pair", "full_sentences", "doc_sentences")
+FORMATS = ("segment_pair", "sentence_pair", "full_sentences", "doc_sentences", "parallel")
 PAIR_TASKS = {"nsp": 2, "sop": 2, "order": 3, "distance": 3}
 
 Piece = tuple[int, int, int]  # (global sentence, first token, end token)
@@ -95,7 +97,10 @@ class PretrainingDataset:
         pairs = config.format in ("segment_pair", "sentence_pair")
         if pairs and config.pair_task is None:
             raise ConfigError(f"format '{config.format}' needs a sentence-pair objective (nsp, sop, order, distance)")
-        self.plans: list[tuple] = self._pair_plans() if pairs else self._packed_plans()
+        if config.format == "parallel":
+            self.plans: list[tuple] = self._parallel_plans()
+        else:
+            self.plans = self._pair_plans() if pairs else self._packed_plans()
         if not self.plans:
             raise ValueError("no training instances: the documents hold no sentences")
 
@@ -173,6 +178,19 @@ class PretrainingDataset:
                 plan = self._pair_with_task(task, a, b, sentences, docs, di, rng)
                 if plan is not None:
                     plans.append(plan)
+        return plans
+
+    def _parallel_plans(self) -> list[tuple]:
+        """parallel: (source sentence, target sentence) of each document, a corpus prepared as sentence pairs."""
+        if not (getattr(self.corpus, "meta", None) or {}).get("parallel"):
+            raise ConfigError("format 'parallel' needs parallel text: prepare the corpus with --input-format parallel")
+        plans = []
+        for d in self.documents:
+            sentences = self.corpus.document_sentences(int(d))
+            if len(sentences) != 2:
+                raise ConfigError(f"format 'parallel': document {int(d)} holds {len(sentences)} sentences, not a "
+                                  "pair; prepare the corpus with --input-format parallel")
+            plans.append((sentences[0], sentences[1]))
         return plans
 
     def _random_segment(self, docs: list[list[int]], di: int, rng: np.random.Generator, n: int) -> list[int] | None:
@@ -253,6 +271,8 @@ class PretrainingDataset:
         return bool(getattr(self.corpus, "has_pinyin", False))
 
     def __getitem__(self, index: int) -> dict:
+        if self.config.format == "parallel":
+            return self._parallel_item(index)
         plan = self.plans[index]
         sp = self.specials
         label = None
@@ -293,6 +313,37 @@ class PretrainingDataset:
             item["case_labels"] = np.concatenate(case_parts).astype(np.int64)
         if self.has_pinyin:
             item["pinyin_ids"] = np.concatenate(pinyin_parts).astype(np.int64)
+        return item
+
+    def _parallel_item(self, index: int) -> dict:
+        """[CLS] source [SEP] target [SEP]: token type = language id, 0 for [CLS] and the source, 1 for the
+        [SEP] that opens the target, the target and the last [SEP] (each language's part starts with its
+        delimiter, as each sentence of XLM's TLM starts with </s>; the TLM objective restarts positions there).
+        Longest-first truncation from the end, deterministic: the longer side loses its last token first."""
+        source, target = (self._pieces([s]) for s in self.plans[index])
+        budget = self.config.max_length - 3
+        n_a, n_b = len(source[0]), len(target[0])
+        while n_a + n_b > budget:
+            if n_a >= n_b:
+                n_a -= 1
+            else:
+                n_b -= 1
+        (a_ids, a_ws, a_case, a_pinyin, a_ss), (b_ids, b_ws, b_case, b_pinyin, b_ss) = (
+            tuple(None if x is None else x[:n] for x in part) for part, n in ((source, n_a), (target, n_b)))
+        sp = self.specials
+        one, no = np.ones(1, bool), np.zeros(1, bool)
+        input_ids = np.concatenate([[sp.cls], a_ids, [sp.sep], b_ids, [sp.sep]]).astype(np.int64)
+        special = np.isin(input_ids, [sp.cls, sp.sep, sp.pad])
+        item = {"index": index, "input_ids": input_ids,
+                "token_type_ids": np.concatenate([np.zeros(n_a + 1), np.ones(n_b + 2)]).astype(np.int64),
+                "word_starts": np.concatenate([one, a_ws, one, b_ws, one]) | special, "maskable": ~special,
+                "sentence_starts": np.concatenate([no, a_ss, no, b_ss, no]),
+                "document": int(self.corpus.document_of_sentence(int(self.plans[index][0])))}
+        if self.has_case:
+            item["case_labels"] = np.concatenate([[-100], a_case, [-100], b_case, [-100]]).astype(np.int64)
+        if self.has_pinyin:
+            pad = np.zeros((1, 8), dtype=np.int64)
+            item["pinyin_ids"] = np.concatenate([pad, a_pinyin, pad, b_pinyin, pad]).astype(np.int64)
         return item
 
     def _truncate_pair(self, a, b, rng):

@@ -55,7 +55,7 @@ class MaskingConfig:
     max_predictions: int | None = None
     #: geometric parameter of span lengths, in words (SpanBERT: 0.2)
     span_p: float = 0.2
-    #: longest span, in words (longer draws are clipped to it)
+    #: longest span, in words (lengths follow the geometric distribution truncated here and renormalised)
     span_max: int = 10
     #: phrase/entity lexicon, one phrase per line (strategy "entity")
     lexicon: str | None = None
@@ -415,18 +415,35 @@ class Span(NamedTuple):
 class SpanMasker(Masker):
     """SpanBERT span masking: contiguous runs of whole words with geometric lengths.
 
-    Repeat until the budget is met: draw L = min(Geometric(span_p), span_max) words and a start word
-    uniformly among the unpredicted words that still fit the remaining budget; the span covers L words
-    from there, stopping early at a special token or the sequence end (spans never cross them). Words
-    already predicted inside a span count towards L but add nothing. Budget: the span's words are added
-    in order while they fit, so the last span is trimmed at a word boundary and the count never exceeds
-    the budget. Note the lengths are *clipped* (mean (1 - (1-p)^max) / p, 4.46 for 0.2 and 10), where
-    the SpanBERT paper renormalises the truncated distribution (mean 3.8).
+    Repeat until the budget is met: draw a length L in words from Geometric(span_p) truncated at span_max
+    and renormalised, P(L = k) = p (1-p)^(k-1) / (1 - (1-p)^span_max) for k = 1..span_max (the paper's
+    distribution: mean 3.8 for p = 0.2 and span_max 10; a longer draw is as if drawn again, never clipped),
+    and a start word uniformly among the unpredicted words that still fit the remaining budget; the span
+    covers L words from there, stopping early at a special token or the sequence end (spans never cross
+    them). Words already predicted inside a span count towards L but add nothing. Budget: the span's words
+    are added in order while they fit, so the last span is trimmed at a word boundary and the count never
+    exceeds the budget.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._length_cdf = np.cumsum(self.length_probabilities())
+
+    def length_probabilities(self) -> np.ndarray:
+        """P(L = k) for k = 1..span_max: the geometric distribution truncated at span_max, renormalised."""
+        p, cap = self.config.span_p, self.config.span_max
+        weights = p * (1.0 - p) ** np.arange(cap, dtype=np.float64)
+        return weights / weights.sum()
+
     def span_length(self, rng: np.random.Generator) -> int:
-        """One span length in words: Geometric(span_p) clipped to span_max."""
-        return min(int(rng.geometric(self.config.span_p)), self.config.span_max)
+        """One span length in words, from the truncated geometric distribution.
+
+        Drawing Geometric(span_p) again until it is <= span_max gives this distribution; inverting its
+        cumulative distribution gives it from one uniform draw, so a tiny span_p with a small span_max
+        cannot loop for long.
+        """
+        k = int(np.searchsorted(self._length_cdf, rng.random() * self._length_cdf[-1], side="right"))
+        return min(k, self.config.span_max - 1) + 1
 
     def select(self, tokens: np.ndarray, maskable: np.ndarray, word_starts: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:

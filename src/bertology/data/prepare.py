@@ -38,6 +38,14 @@ from ..tokenization.words import (
 from ..utils.io import atomic_write
 from ..utils.table import format_table
 from ..utils.typed import Where, as_where, check_choice, check_fields, parse
+from .parallel import (
+    PARALLEL_SKIP_REASONS,
+    check_languages,
+    iter_parallel_documents,
+    keep_whole_pairs,
+    parallel_inputs,
+    split_pair,
+)
 from .sentences import LANGUAGES, has_cjk, split_sentences
 from .shards import (
     FORMAT_VERSION,
@@ -63,6 +71,10 @@ from .sources import (
 __all__ = ["PrepareConfig", "PrepareSummary", "prepare_corpus"]
 
 SUMMARY_FILE = "summary.md"
+#: the input formats of `prepare_corpus`: the document readers' (sources.py), and sentence pairs (parallel.py)
+PREPARE_INPUT_FORMATS = (*INPUT_FORMATS, "parallel")
+#: the summary's words for every reason something is left out
+_SKIP_WORDS = {**SKIP_REASONS, **PARALLEL_SKIP_REASONS}
 _CHINESE_WORDS = ("jieba", None)
 
 
@@ -113,8 +125,8 @@ class PrepareSummary:
         if self.long_sentences:
             rows.append(("long sentences cut into chunks", f"{self.long_sentences:,}",
                          f"{self.extra_chunks:,} extra sentences"))
-        for reason in sorted(self.skipped, key=lambda r: (list(SKIP_REASONS).index(r) if r in SKIP_REASONS else 99, r)):
-            rows.append((f"skipped: {SKIP_REASONS.get(reason, reason)}", f"{self.skipped[reason]:,}",
+        for reason in sorted(self.skipped, key=lambda r: (list(_SKIP_WORDS).index(r) if r in _SKIP_WORDS else 99, r)):
+            rows.append((f"skipped: {_SKIP_WORDS.get(reason, reason)}", f"{self.skipped[reason]:,}",
                          ", ".join(self.examples.get(reason, []))))
         if not self.skipped:
             rows.append(("skipped", "0", "nothing was left out"))
@@ -139,6 +151,8 @@ class _Options:
     record_case: bool
     max_sentence_tokens: int
     record_pinyin: bool = False
+    #: each document is a sentence pair: its two sides are its sentences (see data/parallel.py)
+    parallel: bool = False
 
 
 @dataclass
@@ -197,7 +211,10 @@ class _Processor:
         for text, _ in docs:
             cjk = has_cjk(text)
             chinese = chinese or cjk
-            pieces = split_sentences(text, o.language if o.language != "auto" else ("zh" if cjk else "en"))
+            if o.parallel:
+                pieces = split_pair(text)
+            else:
+                pieces = split_sentences(text, o.language if o.language != "auto" else ("zh" if cjk else "en"))
             sents.extend(pieces)
             counts.append(len(pieces))
         jieba_words = chinese and o.chinese_words == "jieba"
@@ -229,6 +246,8 @@ class _Processor:
                 self._jieba = load_jieba()  # only once Chinese text shows up: it takes a second
             self._jieba_word_starts(sents, encs, tokens, starts, word_starts)
         pinyin = self._pinyin(sents, encs, total) if o.record_pinyin else None
+        if o.parallel:
+            return self._pairs(docs, tokens, word_starts, case, pinyin, lengths)
 
         skips: list[tuple[str, str]] = []
         doc_sents = np.asarray(counts, dtype=np.int64)
@@ -250,6 +269,19 @@ class _Processor:
             lengths, doc_sents, long_sentences, extra = self._chunk(lengths, doc_sents, word_starts, limit)
         return _BatchResult(tokens, word_starts, case, pinyin, lengths, doc_sents[doc_sents > 0], skips,
                             long_sentences, extra)
+
+    def _pairs(self, docs: Sequence[tuple[str, str]], tokens: np.ndarray, word_starts: np.ndarray,
+               case: np.ndarray | None, pinyin: np.ndarray | None, lengths: np.ndarray) -> _BatchResult:
+        """A batch of sentence pairs: whole pairs kept (two sentences a document) or dropped and counted."""
+        keep, skips = keep_whole_pairs(lengths, [where for _, where in docs], self.o.max_sentence_tokens)
+        if not keep.all():
+            token_keep = np.repeat(keep, lengths)
+            tokens, word_starts = tokens[token_keep], word_starts[token_keep]
+            case = case[token_keep] if case is not None else None
+            pinyin = pinyin[token_keep] if pinyin is not None else None
+        kept = lengths[keep]
+        return _BatchResult(tokens, word_starts, case, pinyin, kept, np.full(len(kept) // 2, 2, dtype=np.int64),
+                            skips, 0, 0)
 
     @staticmethod
     def _word_starts(encs: list[Any], lengths: np.ndarray, starts: np.ndarray, total: int) -> np.ndarray:
@@ -540,7 +572,8 @@ class PrepareConfig:
     """How a corpus is read, split, tokenized and sharded: every option of `prepare_corpus` but the inputs,
     the output folder and the tokenizer. Checked when built, so a bad option fails before any file is read."""
 
-    #: "text" (documents separated by blank lines), "jsonl" or "pku"
+    #: "text" (documents separated by blank lines), "jsonl", "pku" or "parallel" (sentence pairs, see
+    #: data/parallel.py)
     input_format: str = "text"
     #: sentence-splitting rules: "auto" (zh for documents with CJK ideographs), "en" or "zh"
     language: str = "auto"
@@ -566,6 +599,8 @@ class PrepareConfig:
     #: replace an existing prepared corpus in the output folder
     overwrite: bool = False
     progress: bool = True
+    #: parallel format: the two language names, source then target (e.g. ["en", "zh"])
+    languages: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -576,7 +611,11 @@ class PrepareConfig:
         if self.chinese_words == "none":
             self.chinese_words = None
         check_fields(self, where)
-        check_choice(where, "input_format", self.input_format, INPUT_FORMATS)
+        check_choice(where, "input_format", self.input_format, PREPARE_INPUT_FORMATS)
+        if self.input_format == "parallel":
+            self.languages = check_languages(self.languages, str(where))
+        elif self.languages is not None:
+            raise ConfigError(f"{where}field 'languages' applies to the parallel format, not {self.input_format!r}")
         check_choice(where, "language", self.language, LANGUAGES)
         check_choice(where, "chinese_words", self.chinese_words, _CHINESE_WORDS)
         if self.doc_per_file and self.doc_per_line:
@@ -617,7 +656,10 @@ def _prepare(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: st
              config: PrepareConfig) -> PrepareSummary:
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    files = list_input_files(inputs)
+    parallel = config.input_format == "parallel"
+    # parallel inputs are checked (files exist, pairs of files aligned) before the output folder is touched
+    pairs = parallel_inputs(inputs) if parallel else []
+    files = [f for pair in pairs for f in pair.files] if parallel else list_input_files(inputs)
     output = Path(output)
     _prepare_output(output, config.overwrite)
 
@@ -626,12 +668,15 @@ def _prepare(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: st
     options = _Options(
         tokenizer_json=tokenizer.backend.to_str(), dtype=dtype.name, language=config.language,
         chinese_words=config.chinese_words, record_case=config.record_case,
-        max_sentence_tokens=config.max_sentence_tokens, record_pinyin=config.record_pinyin,
+        max_sentence_tokens=config.max_sentence_tokens, record_pinyin=config.record_pinyin, parallel=parallel,
     )
     log = SkipLog()
     reader = LineReader(config.max_line_chars, log)
-    documents = iter_documents(files, log, config.input_format, config.text_field, config.doc_per_file,
-                               config.doc_per_line, config.max_line_chars, reader=reader)
+    if parallel:
+        documents = iter_parallel_documents(pairs, log, reader)
+    else:
+        documents = iter_documents(files, log, config.input_format, config.text_field, config.doc_per_file,
+                                   config.doc_per_line, config.max_line_chars, reader=reader)
     writer = ShardWriter(output, dtype, config.record_case, config.shard_tokens, config.record_pinyin)
     summary = PrepareSummary(files=len(files))
     results = _results(_batches(documents, config.batch_docs, config.batch_chars), options, config.workers)
@@ -682,7 +727,7 @@ def _meta(inputs: Sequence[str | os.PathLike], config: PrepareConfig, tokenizer:
           summary: PrepareSummary, shards: list[Any]) -> dict[str, Any]:
     """meta.json: what the shards hold, and the options that made them (so a folder can be remade)."""
     c = config
-    return {
+    meta = {
         "format_version": FORMAT_VERSION,
         "token_dtype": dtype.name,
         "record_case": bool(c.record_case),
@@ -699,3 +744,8 @@ def _meta(inputs: Sequence[str | os.PathLike], config: PrepareConfig, tokenizer:
         "summary": summary.to_dict(),
         "shards": shards,
     }
+    if c.input_format == "parallel":  # each document a sentence pair (source, target) in these languages
+        meta["options"]["languages"] = list(c.languages or [])
+        meta["parallel"] = True
+        meta["languages"] = list(c.languages or [])
+    return meta

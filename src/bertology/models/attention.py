@@ -34,12 +34,20 @@ class Padding:
     batch: int
     seq: int
     indices: torch.Tensor | None = None  # flat positions of real tokens, when unpadded
+    #: (batch, seq, seq) bool, query i may attend key j; set only for a per-query (3-D) mask
+    square: torch.Tensor | None = None
 
     @classmethod
     def from_mask(cls, attention_mask: torch.Tensor | None, batch: int, seq: int, unpad: bool | None) -> Padding:
-        """`unpad`: True packs, False never does, None packs when the padding share reaches UNPAD_MIN_SHARE."""
+        """`unpad`: True packs, False never does, None packs when the padding share reaches UNPAD_MIN_SHARE.
+
+        A (batch, seq, seq) mask (UniLM-style: each query its own keys) never packs, whatever `unpad` says:
+        rows of different queries differ, so there is no single set of real tokens to pack.
+        """
         if attention_mask is None:
             return cls(None, batch, seq)
+        if attention_mask.dim() == 3:
+            return cls.from_square_mask(attention_mask, batch, seq)
         keep = attention_mask.bool()
         if exporting():  # no host reads: the exported graph keeps the mask as a tensor and runs padded
             if unpad:
@@ -57,14 +65,29 @@ class Padding:
         indices = keep.reshape(-1).nonzero().squeeze(-1) if unpad else None
         return cls(keep, batch, seq, indices)
 
+    @classmethod
+    def from_square_mask(cls, attention_mask: torch.Tensor, batch: int, seq: int) -> Padding:
+        """A per-query mask, 1 where query i may attend key j. A query allowed no key (a padding row) would
+        give NaN in softmax; it attends everywhere instead, as an all-padding row does in the 2-D path. No
+        host read, so this path records as it runs under tracing and export."""
+        if tuple(attention_mask.shape) != (batch, seq, seq):
+            raise ValueError(f"a 3-D attention_mask must have shape {(batch, seq, seq)}, "
+                             f"got {tuple(attention_mask.shape)}")
+        square = attention_mask.bool()
+        return cls(None, batch, seq, square=square | ~square.any(dim=-1, keepdim=True))
+
     @property
     def packed(self) -> bool:
         return self.indices is not None
 
     def sdpa_mask(self) -> torch.Tensor | None:
+        if self.square is not None:
+            return self.square[:, None]
         return None if self.keep is None else self.keep[:, None, None, :]
 
     def additive_mask(self, dtype: torch.dtype) -> torch.Tensor | None:
+        if self.square is not None:
+            return (~self.square[:, None]).to(dtype) * torch.finfo(dtype).min
         if self.keep is None:
             return None
         return (~self.keep[:, None, None, :]).to(dtype) * torch.finfo(dtype).min

@@ -118,7 +118,11 @@ class BertModel(PreTrainedModel):
         if seq > limit:
             raise ValueError(f"input_ids hold {seq} tokens per sequence but the model has {limit} positions; "
                              f"truncate to max_length={limit}")
-        for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        square = attention_mask is not None and attention_mask.dim() == 3
+        if square and attention_mask.shape != (*input_ids.shape, seq):  # per-query mask: (batch, seq, seq)
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
+                             f"{tuple(input_ids.shape)} or {(*input_ids.shape, seq)}")
+        for name, tensor in (("attention_mask", None if square else attention_mask), ("token_type_ids", token_type_ids)):
             if tensor is not None and tensor.shape != input_ids.shape:
                 raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(input_ids.shape)}")
         # Value checks read the tensors back to the host: free on the CPU, a stall on a GPU, a graph break
@@ -145,6 +149,8 @@ class BertModel(PreTrainedModel):
         unpad: bool | None = None,
         **token_inputs: torch.Tensor,
     ) -> EncoderOutput:
+        """`attention_mask` is (batch, seq), 1 at real tokens, or (batch, seq, seq), 1 where query i may attend
+        key j (UniLM-style masks); the latter always runs padded (`unpad` is ignored)."""
         self._check_inputs(input_ids, attention_mask, token_type_ids)
         if set(token_inputs) != set(self.token_inputs):
             raise ValueError(f"{type(self).__name__} takes the extra inputs {list(self.token_inputs)}, "

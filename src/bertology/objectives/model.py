@@ -85,9 +85,10 @@ class PretrainingModel(nn.Module):
     def adopt_heads(self, pretrained: nn.Module) -> list[str]:
         """Continue from a pretrained head model: take its MLM and NSP/SOP heads where they fit."""
         taken = []
-        if "mlm" in self.objectives and hasattr(pretrained, "mlm_head"):
-            self.objectives["mlm"].head.load_state_dict(pretrained.mlm_head.state_dict())
-            taken.append("mlm")
+        lm = next((n for n in ("mlm", "tlm") if n in self.objectives), None)  # TLM is MLM over translation pairs
+        if lm is not None and hasattr(pretrained, "mlm_head"):
+            self.objectives[lm].head.load_state_dict(pretrained.mlm_head.state_dict())
+            taken.append(lm)
         for name in ("nsp", "sop"):
             if name in self.objectives and hasattr(pretrained, "sentence_head"):
                 self.objectives[name].head.load_state_dict(pretrained.sentence_head.state_dict())
@@ -103,10 +104,11 @@ class PretrainingModel(nn.Module):
         pretraining_class = family.pretraining_class if family is not None else None
         masked_lm_class = family.masked_lm_class if family is not None else None
         sentence = next((heads[n] for n in ("nsp", "sop") if n in heads), None)
-        if "mlm" in heads and sentence is not None and pretraining_class is not None:
+        lm = next((heads[n] for n in ("mlm", "tlm") if n in heads), None)  # TLM's head is a masked-LM head
+        if lm is not None and sentence is not None and pretraining_class is not None:
             target: nn.Module = pretraining_class(self.config)
             target.sentence_head.load_state_dict(sentence.head.state_dict())
-        elif "mlm" in heads and masked_lm_class is not None:
+        elif lm is not None and masked_lm_class is not None:
             target = masked_lm_class(self.config)
         else:
             target = type(self.bert)(self.config, add_pooling_layer=self.bert.pooler is not None)
@@ -116,9 +118,9 @@ class PretrainingModel(nn.Module):
         unexpected = [u for u in unexpected if not (u.startswith("pooler.") and getattr(encoder, "pooler", 1) is None)]
         if unexpected or [m for m in missing if not m.startswith("pooler")]:
             raise RuntimeError(f"encoder export mismatch: missing {missing}, unexpected {unexpected}")
-        if "mlm" in heads and hasattr(target, "mlm_head"):
-            target.mlm_head.load_state_dict(heads["mlm"].head.state_dict())
-        elif "mlm" in heads:  # a family without a masked-LM class: its encoder alone (the head is in checkpoints)
+        if lm is not None and hasattr(target, "mlm_head"):
+            target.mlm_head.load_state_dict(lm.head.state_dict())
+        elif lm is not None:  # a family without a masked-LM class: its encoder alone (the head is in checkpoints)
             logger.warning("family of %s registers no masked-LM class: exporting the encoder without its MLM head "
                            "(it stays in the run's checkpoints)", type(self.bert).__name__)
         return target.save_pretrained(folder)
