@@ -40,7 +40,7 @@ ROWS = {
     "mlm + sentence_reordering": {"mlm": 1.0, "sentence_reordering": 1.0},
     "mlm + infoword": {"mlm": 1.0, "infoword": 1.0},
     "mlm + simcse": {"mlm": 1.0, "simcse": 1.0},
-    "pmlm (with its mlm)": {"pmlm": 1.0},
+    "mlm + pmlm": {"mlm": 1.0, "pmlm": 1.0},
     "mlm + denoise": {"mlm": 1.0, "denoise": 1.0},
     "mlm + nsp (segment_pair)": {"mlm": 1.0, "nsp": 1.0},
 }
@@ -59,7 +59,8 @@ def corpus(root: Path, lines: int) -> tuple[Path, Path]:
 
 def time_row(objectives: dict, corpus_dir: Path, tok: Path, run_dir: Path, steps: int, repeats: int) -> float:
     fmt = "segment_pair" if "nsp" in objectives else "doc_sentences"
-    config = load_config("chinese-wwm", [f"corpus={corpus_dir}", f"tokenizer={tok}", f"run_dir={run_dir}",
+    extra = ["model.type_vocab_size=3"] if "pmlm" in objectives else []  # its pseudo-masks' token type
+    config = load_config("chinese-wwm", [*extra, f"corpus={corpus_dir}", f"tokenizer={tok}", f"run_dir={run_dir}",
                                          f"data.format={fmt}", "data.short_seq_prob=0.0",
                                          f"objectives={json.dumps(objectives)}",
                                          f"train.loss_weights={json.dumps(objectives)}"])

@@ -44,7 +44,7 @@ ROWS: dict[str, tuple[dict[str, float], dict, list[str]]] = {
     "mlm + sentence_reordering (ERNIE 2.0)": ({"mlm": 1.0, "sentence_reordering": 1.0}, {}, []),
     "mlm + infoword (InfoWord)": ({"mlm": 1.0, "infoword": 1.0}, {}, []),
     "mlm + simcse (SimCSE)": ({"mlm": 1.0, "simcse": 1.0}, {}, []),
-    "mlm + pmlm (UniLMv2)": ({"pmlm": 1.0}, {}, []),
+    "mlm + pmlm (UniLMv2)": ({"mlm": 1.0, "pmlm": 1.0}, {}, ["model.type_vocab_size=3"]),
     "mlm + denoise (BART)": ({"mlm": 1.0, "denoise": 1.0}, {}, []),
 }
 

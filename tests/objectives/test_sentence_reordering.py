@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from itertools import combinations, islice, permutations
+from itertools import combinations, permutations
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from pretrain_helpers import tiny_overrides as _overrides
 
 import bertology.objectives.sentence_reordering  # noqa: F401  (registers sentence_reordering)
-from bertology import BertConfig, Tokenizer
-from bertology.assets import peoples_daily_path, peoples_daily_sentences
-from bertology.data import prepare_corpus
+from bertology import BertConfig
 from bertology.data.collate import PretrainingCollator
 from bertology.errors import ConfigError
 from bertology.objectives import PretrainingModel
@@ -192,25 +191,9 @@ def test_pair_tasks_and_pair_formats_are_refused():
 
 
 @pytest.fixture(scope="module")
-def chinese_reordering(tmp_path_factory):
-    """A small People's Daily corpus with jieba word starts, and a character vocabulary for it."""
-    root = tmp_path_factory.mktemp("zh_reordering")
-    lines = ["".join(words) for words in islice(peoples_daily_sentences(), 300)]
-    tok = Tokenizer.train(iter(lines), vocab_size=2000, limit_alphabet=3000, min_frequency=1)
-    tok.save_pretrained(root / "tok")
-    source = root / "pd.txt"
-    with open(peoples_daily_path(), encoding="utf-8") as handle:
-        source.write_text("".join(islice(handle, 300)), encoding="utf-8")
-    prepare_corpus([source], root / "corpus", tok, input_format="pku", chinese_words="jieba", progress=False)
-    return root
-
-
-def _overrides(root, run, steps=4):
-    return [f"corpus={root / 'corpus'}", f"tokenizer={root / 'tok'}", f"run_dir={run}",
-            "model.preset=tiny", "model.hidden_size=64", "model.num_attention_heads=2",
-            "model.intermediate_size=128", "data.max_length=64", "data.eval_fraction=0.05",
-            f"train.max_steps={steps}", "train.batch_size=8", "train.eval_every=0", "train.save_every=0",
-            "train.log_every=2", "train.progress=false", "train.bf16=false"]
+def chinese_reordering(people_daily_300):
+    """The shared small People's Daily corpus (tests/objectives/conftest.py)."""
+    return people_daily_300
 
 
 def _config_file(tmp_path, data_format):

@@ -98,6 +98,27 @@ class BertConfig:
         if self.layer_norm_eps <= 0:
             raise ConfigError(f"{where}field 'layer_norm_eps' must be positive, got {self.layer_norm_eps}")
         self._check_pruning(where)
+        self._check_size(where)
+
+    def estimated_parameters(self) -> int:
+        """About how many parameters the encoder these sizes describe has (embeddings, attention and
+        feed-forward matrices; biases and norms left out): enough to refuse an absurd config cheaply."""
+        h, i = self.hidden_size, self.intermediate_size
+        embeddings = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
+        return embeddings + self.num_hidden_layers * (4 * h * h + 2 * h * i)
+
+    def _check_size(self, where: str) -> None:
+        """Refuse, before any tensor is allocated, sizes no machine should allocate: a config.json from an
+        untrusted folder must not be able to ask for a 100-GB model. The bound (10 billion parameters, 40 GB
+        in fp32; BERT-large has 0.34 billion) moves with BERTOLOGY_MAX_PARAMETERS."""
+        limit = int(float(os.environ.get("BERTOLOGY_MAX_PARAMETERS", 1e10)))
+        estimate = self.estimated_parameters()
+        if estimate > limit:
+            raise ConfigError(f"{where}these sizes describe a model of about {estimate / 1e9:,.1f} billion parameters "
+                              f"(vocab_size {self.vocab_size}, hidden_size {self.hidden_size}, num_hidden_layers "
+                              f"{self.num_hidden_layers}, intermediate_size {self.intermediate_size}), over the limit "
+                              f"of {limit / 1e9:,.1f} billion; refused before allocating anything (set "
+                              "BERTOLOGY_MAX_PARAMETERS to allow more)")
 
     def _check_pruning(self, where: str) -> None:
         """Normalise `pruned_heads` (JSON gives string keys) to {int layer: sorted heads}, and check both
