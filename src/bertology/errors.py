@@ -41,3 +41,10 @@ class RunInterrupted(BertologyError):
     def exit_code(self) -> int:
         """128 + the signal number, as a shell reports a process killed by it (130 SIGINT, 143 SIGTERM)."""
         return {"SIGTERM": 143}.get(self.signal_name or "", 130)
+
+
+def one_line(exc: BaseException) -> str:
+    """The line of an exception's message that says what happened: torch's weights-only refusal runs to several
+    lines of advice, of which the one naming the unsupported global is the one a user needs."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")

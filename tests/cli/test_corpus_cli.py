@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 
 import pytest
@@ -78,12 +79,17 @@ def test_english_prepares_without_jieba_installed_and_chinese_says_what_is_missi
     (tmp_path / "en.txt").write_text("The cat sat on the mat. It was happy.\n\nA second document here.\n",
                                      encoding="utf-8")
     (tmp_path / "zh.txt").write_text("我们今天去北京。\n", encoding="utf-8")
-    blocked = "import sys; sys.modules['jieba'] = None; from bertology.cli.main import main; sys.exit(main())"
+    # jieba "not installed" in the command and in its worker processes (fresh interpreters): a module of that
+    # name first on the path that fails to import, as a missing package does
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "jieba.py").write_text("raise ImportError('No module named jieba')\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])}
 
     def prepare(name: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", blocked, "corpus", "prepare", str(tmp_path / name), "-o",
-                               str(tmp_path / f"out-{name}"), "--tokenizer", str(minilm_dir()), "--no-progress",
-                               *extra], capture_output=True, text=True, timeout=120)
+        return subprocess.run([sys.executable, "-m", "bertology.cli.main", "corpus", "prepare", str(tmp_path / name),
+                               "-o", str(tmp_path / f"out-{name}"), "--tokenizer", str(minilm_dir()),
+                               "--no-progress", *extra], capture_output=True, text=True, timeout=120, env=env)
 
     for extra in ((), ("--language", "en"), ("--workers", "1")):
         result = prepare("en.txt", *extra, "--overwrite")

@@ -130,7 +130,7 @@ def test_a_fifo_corpus_input_is_not_a_regular_file(tmp_path):
 
     fifo = tmp_path / "corpus.txt"
     os.mkfifo(fifo)
-    with pytest.raises(FileSystemError, match="not a regular file"):
+    with pytest.raises(FileSystemError, match=r"is a FIFO \(named pipe\)"):
         list_input_files([fifo])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         list_input_files([tmp_path / "absent.txt"])

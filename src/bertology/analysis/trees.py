@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.sources import describe_odd_path
 from ..errors import DataError
 from ..utils.io import atomic_write, translate_os_errors
 
@@ -170,6 +171,9 @@ def parse_conllu(lines: Iterable[str], source: str = "<text>") -> list[Sentence]
 def read_conllu(path: str | os.PathLike) -> list[Sentence]:
     """The sentences of a CoNLL-U file, each tree checked; a bad line is a DataError naming file and line."""
     path = Path(path)
+    odd = describe_odd_path(path)  # a FIFO would block the read forever, /dev/zero never end it
+    if odd:
+        raise DataError(f"{path} {odd}")
     with translate_os_errors(path, "read"):
         try:
             text = path.read_text(encoding="utf-8")

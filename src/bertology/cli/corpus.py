@@ -95,6 +95,8 @@ def run_info(args: argparse.Namespace) -> int:
         ("sentences", f"{corpus.num_sentences:,}"),
         ("tokens", f"{corpus.num_tokens:,}"),
         ("shards", f"{len(meta.get('shards', [])):,}"),
+        ("shard checksums", "sha256, verified before training" if corpus.has_checksums else
+         "none (prepared by an older version: prepare again to add them)"),
         ("tokens per sentence (mean)", f"{lengths.mean():.1f}" if len(lengths) else "0"),
         ("tokens per sentence (max)", f"{int(lengths.max()) if len(lengths) else 0:,}"),
         ("token dtype", meta["token_dtype"]),

@@ -26,12 +26,13 @@ from . import (
     prune,
     quantize,
     robustness,
+    serve,
     structural,
     tokenizer,
 )
 
 COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, parse, probe, structural,
-            attention, cloze, robustness, numbers, tokenizer, corpus)
+            attention, cloze, robustness, numbers, serve, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:

