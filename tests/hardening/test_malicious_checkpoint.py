@@ -126,11 +126,14 @@ def _commands(ws: Path, out: Path) -> dict[str, list[str]]:
         "attention": ["attention", enc, str(ws / "texts.txt"), str(out / "at")],
         "cloze": ["cloze", enc, "--text", "the [MASK] sat ."],
         "robustness": ["robustness", ft, str(ws / "texts.txt"), "--out", str(out / "rb")],
+        # refused while loading, before the port is bound (port 9 would be refused anyway: nothing listens)
+        "serve": ["serve", ft, "--port", "9"],
+        "serve-encoder": ["serve", enc, "--port", "9"],
     }
 
 
 COMMANDS = ["info", "embed", "predict", "evaluate", "finetune", "distill", "quantize", "prune", "export",
-            "export-encoder", "probe", "attention", "cloze", "robustness"]
+            "export-encoder", "probe", "attention", "cloze", "robustness", "serve", "serve-encoder"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
