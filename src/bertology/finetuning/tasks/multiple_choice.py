@@ -131,6 +131,21 @@ def encode_choices(examples: Sequence[Example], tokenizer: Any, max_length: int)
     return Features(features, {"examples": len(examples), "features": len(features)})
 
 
+def flatten_groups(inputs: dict[str, Any], cached: torch.Tensor | None
+                   ) -> tuple[dict[str, Any], torch.Tensor | None, int | None]:
+    """(batch, texts per example, ...) inputs as batch * texts encoder rows, and the texts per example (None
+    for inputs that are already rows): choices of a question, or a text with its positive and negative."""
+    per_example = None
+    ids = inputs.get("input_ids")
+    if ids is not None and ids.dim() == 3:
+        per_example = ids.shape[1]
+        inputs = {k: None if v is None else v.flatten(0, 1) for k, v in inputs.items()}
+    if cached is not None:
+        per_example = per_example or cached.shape[1]
+        cached = cached.flatten(0, 1)
+    return inputs, cached, per_example
+
+
 def pad_choices(groups: Sequence[Sequence[Sequence[Any]]], value: int, key: str) -> torch.Tensor:
     """(examples, choices, longest row) from each example's rows."""
     counts = {len(g) for g in groups}
@@ -174,16 +189,7 @@ class MultipleChoice(TaskKind):
 
     def group(self, inputs: dict[str, Any], cached: torch.Tensor | None
               ) -> tuple[dict[str, Any], torch.Tensor | None, int | None]:
-        """(batch, choices, ...) inputs as batch * choices encoder rows."""
-        choices = None
-        ids = inputs.get("input_ids")
-        if ids is not None and ids.dim() == 3:
-            choices = ids.shape[1]
-            inputs = {k: None if v is None else v.flatten(0, 1) for k, v in inputs.items()}
-        if cached is not None:
-            choices = choices or cached.shape[1]
-            cached = cached.flatten(0, 1)
-        return inputs, cached, choices
+        return flatten_groups(inputs, cached)
 
     def ungroup(self, logits: torch.Tensor, groups: int | None) -> torch.Tensor:
         return logits.view(-1, groups)  # type: ignore[arg-type]

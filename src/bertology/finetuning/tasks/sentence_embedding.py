@@ -25,7 +25,7 @@ from ...objectives.contrastive import info_nce
 from ..encoding import BOOKKEEPING, Features
 from ..examples import BadRow, Example, require_text
 from .base import TASK_KINDS, TaskKind
-from .multiple_choice import pad_choices
+from .multiple_choice import flatten_groups, pad_choices
 from .regression import number
 
 if TYPE_CHECKING:
@@ -128,16 +128,7 @@ class SentenceEmbedding(TaskKind):
 
     def group(self, inputs: dict[str, Any], cached: torch.Tensor | None
               ) -> tuple[dict[str, Any], torch.Tensor | None, int | None]:
-        """(batch, texts, ...) inputs as batch * texts encoder rows."""
-        views = None
-        ids = inputs.get("input_ids")
-        if ids is not None and ids.dim() == 3:
-            views = ids.shape[1]
-            inputs = {k: None if v is None else v.flatten(0, 1) for k, v in inputs.items()}
-        if cached is not None:
-            views = views or cached.shape[1]
-            cached = cached.flatten(0, 1)
-        return inputs, cached, views
+        return flatten_groups(inputs, cached)
 
     def ungroup(self, logits: torch.Tensor, groups: int | None) -> torch.Tensor:
         return logits.view(-1, groups or 1, logits.shape[-1])
