@@ -66,7 +66,7 @@ def main() -> None:
                   done=out / f"upos-{name}" / "results.json")
         bertology("structural", model, str(trees), str(out / f"structural-{name}"), "--sentences", n, *extra,
                   done=out / f"structural-{name}" / "results.json")
-        bertology("numbers", model, str(out / f"numbers-{name}"), *extra, done=out / f"numbers-{name}" / "numbers.json")
+        bertology("numbers", model, str(out / f"numbers-{name}"), *extra, done=out / f"numbers-{name}" / "results.json")
     print(f"figure: {summary_plot(out)}")
 
 
@@ -85,7 +85,7 @@ def summary_plot(out: Path) -> Path:
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
     for name, style in (("minilm", "-"), ("random", "--")):
         label = "MiniLM" if name == "minilm" else "random init"
-        upos, tree, numbers = load(f"upos-{name}"), load(f"structural-{name}"), load(f"numbers-{name}", "numbers.json")
+        upos, tree, numbers = load(f"upos-{name}"), load(f"structural-{name}"), load(f"numbers-{name}")
         layers = [r["layer"] for r in upos["layers"]]
         axes[0].plot(layers, [r["accuracy"] for r in upos["layers"]], style, marker="o", label=f"{label}: UPOS")
         axes[0].plot(layers, [r["control_accuracy"] for r in upos["layers"]], style, marker="s",

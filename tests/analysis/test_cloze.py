@@ -99,7 +99,7 @@ def test_cloze_command_scores_facts_and_fills_masks(tiny, tmp_path, capsys):
     facts.write_text("".join(json.dumps({"template": "[X] likes [Y] .", "subject": s, "answer": a}) + "\n"
                              for s, a in (("she", "snowboard"), ("he", "tea"))), encoding="utf-8")
     assert main(["cloze", str(tmp_path / "mlm"), "--facts", str(facts), "--out", str(tmp_path / "out")]) == 0
-    data = json.loads((tmp_path / "out" / "cloze.json").read_text())
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["pieces"] for r in data["results"]] == [2, 1] and 0.0 <= data["P@10"] <= 1.0
     assert main(["cloze", str(tmp_path / "mlm"), "--text", "the [MASK] sat ."]) == 0
     assert "mask 1:" in capsys.readouterr().out

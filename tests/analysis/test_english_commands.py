@@ -77,7 +77,7 @@ def test_a_layer_beyond_the_model_is_refused_by_name(folder, command, capsys):
 def test_numbers_command_counts_pieces_and_probes_every_layer(folder):
     out = folder / "numbers"
     assert main(["numbers", str(folder / "model"), str(out), "--count", "200", "--maximum", "100000"]) == 0
-    data = json.loads((out / "numbers.json").read_text())
+    data = json.loads((out / "results.json").read_text())
     assert data["numbers"] == 200 and len(data["layers"]) == 3
     assert sum(sum(c.values()) for c in data["splits"].values()) == 200
     assert set(data["splits"]) <= {"1", "2", "3", "4", "5", "6"}

@@ -72,7 +72,7 @@ def test_attention_command_writes_statistics_groups_and_heatmaps(folder):
     texts.write_text("the dog runs.\nthe cat sleeps, the river falls.\na house sings\n", encoding="utf-8")
     out = folder / "attention"
     assert main(["attention", str(folder / "model"), str(texts), str(out), "--groups", "3"]) == 0
-    data = json.loads((out / "attention.json").read_text())
+    data = json.loads((out / "results.json").read_text())
     assert data["sentences"] == 3 and data["tokens"] > 0
     assert len(data["heatmap_heads"]) >= 1 and (out / "heads.png").is_file()
     report = (out / "report.md").read_text()

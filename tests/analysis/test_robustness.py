@@ -57,6 +57,6 @@ def test_robustness_command_on_a_toy_classifier(tmp_path, fine_tune_toy, tmp_pat
     texts.write_text("".join(json.loads(line)["text"] + "\n" for line in
                              (root / "cls/test.jsonl").read_text().splitlines()), encoding="utf-8")
     assert main(["robustness", str(root / "ft" / "model"), str(texts), "--out", str(tmp_path / "out")]) == 0
-    data = json.loads((tmp_path / "out" / "robustness.json").read_text())
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["perturbation"] for r in data["results"]] == ["shuffle", "truncate", "replace", "remove"]
     assert all(0.0 <= r["changed"] <= 1.0 for r in data["results"])

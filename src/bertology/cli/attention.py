@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Average each head's entropy and its shares of attention to [CLS], [SEP], "
                                    "punctuation, the previous/next token and itself over DATA (one sentence per "
                                    "line), group the heads by behaviour, draw one head per group; write "
-                                   "OUT/report.md, attention.json and heads.png.")
+                                   "OUT/report.md, results.json and heads.png.")
     p.add_argument("model", help="model folder (an encoder, or a fine-tuned model's folder)")
     p.add_argument("data", help="text file, one sentence per line")
     p.add_argument("out", help="output folder")

@@ -11,13 +11,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "{template: '[X] was born in [Y].', subject, answer}): each answer is put as "
                                    "as many [MASK]s as it has word pieces and ranked among the beam's best "
                                    "piece sequences; prints precision@1/5/10 and writes OUT/report.md and "
-                                   "cloze.json when --out is given.")
+                                   "results.json when --out is given.")
     p.add_argument("model", help="masked-LM model folder (e.g. a pretraining run's model/)")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--text", help="a text holding [MASK] (the tokenizer's mask token)")
     group.add_argument("--facts", help="JSONL facts with templates")
     p.add_argument("--top-k", type=int, default=10)
-    p.add_argument("--out", help="output folder for report.md and cloze.json (--facts)")
+    p.add_argument("--out", help="output folder for report.md and results.json (--facts)")
     p.set_defaults(run=run)
 
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / "cloze.json") as handle:
+        with atomic_write(out / "results.json") as handle:
             json.dump({"model": args.model, "facts": args.facts, **scores,
                        "results": [{"subject": r.fact.subject, "answer": r.fact.answer, "pieces": r.pieces,
                                     "rank": r.rank, "log_prob": r.log_prob, "top": r.top} for r in results]},

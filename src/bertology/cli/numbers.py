@@ -9,7 +9,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("numbers", help="how numbers split into pieces, and which layers hold their magnitude",
                        description="Sample distinct integers (log-uniform up to --maximum), count the word pieces of "
                                    "each, and fit a ridge probe of log magnitude on every layer's representation of "
-                                   "the number in a carrier sentence; write OUT/report.md, numbers.json, numbers.png.")
+                                   "the number in a carrier sentence; write OUT/report.md, results.json, numbers.png.")
     p.add_argument("model", help="model folder (an encoder, or a fine-tuned model's folder)")
     p.add_argument("out", help="output folder")
     p.add_argument("--count", type=int, default=1000, help="distinct numbers (default 1000)")

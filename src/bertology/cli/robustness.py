@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Classify each line of TEXTS, then each line disturbed (shuffled words, first "
                                    "half only, one word replaced, one word removed); report the share of "
                                    "changed predictions and the mean drop of the original class's probability. "
-                                   "Writes OUT/report.md and robustness.json when --out is given.")
+                                   "Writes OUT/report.md and results.json when --out is given.")
     p.add_argument("model", help="a fine-tuned classification model folder")
     p.add_argument("texts", help="text file, one input per line")
     p.add_argument("--perturbations", default=",".join(PERTURBATIONS),
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / "robustness.json") as handle:
+        with atomic_write(out / "results.json") as handle:
             json.dump({"model": args.model, "texts": args.texts, "results": [r.__dict__ for r in results]}, handle,
                       indent=2)
         with atomic_write(out / "report.md") as handle:

@@ -3,7 +3,7 @@
 Per head (`analysis/attention.py`): entropy and the share of attention to [CLS], [SEP], punctuation, the
 previous and next token and the token itself, averaged over the real tokens of up to N sentences (one per
 line); heads grouped by behaviour (k-means on those statistics, as Clark et al. 2019); heatmaps of one head
-from each group on the first sentence. Writes report.md, attention.json and heads.png.
+from each group on the first sentence. Writes report.md, results.json and heads.png.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def attention(run: AttentionRun) -> dict[str, Any]:
                                 title=f"one head per group: {texts[0][:60]}")
     summary = {"model": run.model, "data": run.data, "sentences": len(texts), "tokens": stats.tokens,
                "statistics": stats.to_dict(), "groups": groups.to_dict(), "heatmap_heads": chosen}
-    with atomic_write(out / "attention.json") as handle:
+    with atomic_write(out / "results.json") as handle:
         json.dump(summary, handle, indent=2)
     lines = [f"# Attention of {run.model}", "",
              f"{len(texts)} sentences of {run.data} ({stats.tokens} real tokens, up to {limit} tokens each). Entropy "

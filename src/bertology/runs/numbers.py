@@ -2,7 +2,7 @@
 
 Samples distinct integers log-uniformly up to a maximum (seeded), counts the word pieces of each per digit
 count, and fits the ridge magnitude probe of `analysis/numbers.py` on each layer (80/20 split of the
-numbers). Writes report.md, numbers.json and numbers.png (R² and decoding accuracy per layer).
+numbers). Writes report.md, results.json and numbers.png (R² and decoding accuracy per layer).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _plot(results, path: Path, title: str) -> str | None:
 
 
 def numbers(run: NumbersRun) -> dict[str, Any]:
-    """Piece splits and the per-layer magnitude probe; returns the summary written to numbers.json."""
+    """Piece splits and the per-layer magnitude probe; returns the summary written to results.json."""
     if run.template.split().count("{}") != 1:
         raise ConfigError(f"--template {run.template!r}: needs exactly one {{}} standing alone as a word, where the "
                           "number goes")
@@ -64,7 +64,7 @@ def numbers(run: NumbersRun) -> dict[str, Any]:
                "template": run.template,
                "splits": {str(d): dict(sorted(c.items())) for d, c in splits.items()},
                "layers": [r.__dict__ for r in results], "best_layer": best.layer, "best_r2": best.r2}
-    with atomic_write(out / "numbers.json") as handle:
+    with atomic_write(out / "results.json") as handle:
         json.dump(summary, handle, indent=2)
     picture = _plot(results, out / "numbers.png", f"number magnitude per layer{' (random init)' if run.random_init else ''}")
     lines = ["# Numbers", "", f"Model {run.model}{' (random initialisation)' if run.random_init else ''}; "
