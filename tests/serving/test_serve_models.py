@@ -117,3 +117,17 @@ def test_cli_serves_and_exits_zero_on_sigterm(toy_classifier):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_cli_port_in_use_is_one_line_error(main, toy_classifier, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(toy_classifier), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "pick another --port" in err
+    assert main(["serve", str(toy_classifier), "--host", "no-such-host.invalid"]) == 2
+    assert "--host no-such-host.invalid: cannot resolve it" in capsys.readouterr().err
