@@ -31,16 +31,8 @@ def root(tmp_path_factory, fine_tune_toy) -> Path:
 
 
 def _offline(folder: Path, examples: list[Example], **options) -> list:
-    """What the offline predictor says for `examples` (the path `bertology predict` takes)."""
-    from bertology.finetuning.features import encode
-    from bertology.finetuning.predict import task_logits
-    from bertology.finetuning.taskdata import TaskData
-
-    session = load_for_inference(folder, **options)
-    features = encode(examples, session.tokenizer, session.config.task_kind, None, max_length=session.config.max_length)
-    logits = task_logits(session.model, session.name, features, session.collate, batch_size=len(features))
-    task = TaskData(session.name, session.config, session.labels, {"x": examples}, {"x": features}, {"x": 0})
-    return session.config.task_kind.decode(task, "x", logits)
+    """What the offline predictor says for `examples` (the session `bertology predict` loads)."""
+    return load_for_inference(folder, **options).predict_examples(examples)[0]
 
 
 def test_tag_endpoint_tags_every_word_as_the_offline_predictor(root, serve, client_for):

@@ -155,9 +155,14 @@ class LabelSet:
         warnings = []
         if unused:
             message = f"{origin}: label(s) {unused} never occur in{data}"
-            logger.warning("%s", message)
+            if message not in _WARNED:  # said once per process: a second run over the same files adds nothing
+                _WARNED.add(message)
+                logger.warning("%s", message)
             warnings.append(message)
         return warnings
 
+
+#: label warnings already logged in this process
+_WARNED: set[str] = set()
 
 __all__ = ["LabelSet"]

@@ -17,7 +17,7 @@ from .data import read_examples
 from .features import Collator, collator_for, encode
 from .labels import LabelSet
 from .model import TaskModel, tokenizer_folder
-from .predict import _batches, evaluate_task, task_predictions
+from .predict import _batches, evaluate_task, task_logits, task_predictions
 from .taskdata import TaskConfig, TaskData
 
 __all__ = ["BACKENDS", "Session", "load_for_inference"]
@@ -67,6 +67,15 @@ class Session:
         """Metrics of the model on `task`'s one split; `bucket` batches by length (same scores, less padding)."""
         split = next(iter(task.features))
         return evaluate_task(self.model, task, split, self.collate, batch_size, bucket=bucket)
+
+    def predict_examples(self, examples: list[Any], bf16: bool = False) -> tuple[list[Any], list[Any]]:
+        """Predictions and logits for examples built in memory (a service's requests, a demo's sentences),
+        in one forward: what `write_predictions` says of the same examples read from a file."""
+        features = encode(examples, self.tokenizer, self.config.task_kind, None, max_length=self.config.max_length)
+        logits = task_logits(self.model, self.name, features, self.collate, batch_size=max(len(features), 1),
+                             bf16=bf16, bucket=False)
+        task = TaskData(self.name, self.config, self.labels, {"memory": examples}, {"memory": features}, {"memory": 0})
+        return list(self.config.task_kind.decode(task, "memory", logits)), logits
 
     def write_predictions(self, task: TaskData, output: Path, batch_size: int = 64, bucket: bool = True) -> int:
         """One JSON line per example, in the file's order whatever `bucket` (batching by length) does."""

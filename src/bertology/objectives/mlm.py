@@ -19,4 +19,9 @@ class MaskedLM(Objective):
     def forward(self, encoded, batch):
         labels = batch["labels"]
         logits, loss = self.head.logits_and_loss(encoded.last_hidden_state, labels)
-        return {"mlm": loss}, {"mlm_acc": accuracy(logits, labels[labels != IGNORE_INDEX])}
+        target = labels[labels != IGNORE_INDEX]
+        # mlm_acc counts the labelled tokens left unchanged (BERT's 10%), which a model predicts by copying its
+        # input; mlm_acc_hidden counts only those the input hides ([MASK] or a random token): what was learnt
+        hidden = (batch["input_ids"] != labels)[labels != IGNORE_INDEX]
+        return {"mlm": loss}, {"mlm_acc": accuracy(logits, target),
+                               "mlm_acc_hidden": accuracy(logits[hidden], target[hidden])}

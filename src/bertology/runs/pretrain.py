@@ -336,6 +336,9 @@ class Pretraining:
         rows = [[k, f"{v:.4f}"] for k, v in sorted(results.items())]
         if baseline is not None:
             rows.append(["unigram baseline mlm_acc (most frequent token)", f"{baseline:.4f}"])
+        if "eval/mlm_acc_hidden" in results:
+            rows.append(["(mlm_acc includes the labelled tokens left unchanged, which copying predicts; "
+                         "mlm_acc_hidden only those the input hides)", ""])
         lines = [
             f"# Pretraining report: {self.config.run_dir}", "",
             f"- objectives: {', '.join(f'{k} (x{v})' for k, v in self.config.objectives.items())}",

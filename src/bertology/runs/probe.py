@@ -92,9 +92,10 @@ def read_tagged(path: str, fmt: str | None, column: str, limit: int) -> list[tup
 def load_encoder(model: str, random_init: bool = False, seed: int = 0) -> torch.nn.Module:
     """The encoder a folder holds (a fine-tuned folder's encoder, a head model's encoder), in eval mode;
     with `random_init`, the same architecture freshly initialised (the analysis baseline)."""
+    from ..assets import model_path
     from ..models import load
 
-    folder = Path(model)
+    folder = model_path(model)  # a folder, or an installed model's alias ("minilm")
     if (folder / "task.json").is_file():
         folder = folder / "encoder"
     encoder = load(folder)
@@ -107,10 +108,11 @@ def load_encoder(model: str, random_init: bool = False, seed: int = 0) -> torch.
 
 def load_folder_tokenizer(model: str):
     """The tokenizer saved with a model folder (a fine-tuned folder's tokenizer/, else the folder's own)."""
+    from ..assets import model_path
     from ..finetuning.model import tokenizer_folder
     from ..tokenization import load_tokenizer
 
-    return load_tokenizer(tokenizer_folder(model))
+    return load_tokenizer(tokenizer_folder(model_path(model)))
 
 
 def cached_representations(model: str, sentences: list[list[str]], out: Path, pooling: str, random_init: bool,

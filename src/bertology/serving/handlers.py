@@ -102,21 +102,11 @@ class TaskHandler(Handler):
 
     @torch.no_grad()
     def run(self, payloads: list[Any]) -> list[Any]:
-        from ..finetuning.features import encode
-        from ..finetuning.predict import task_logits
-        from ..finetuning.taskdata import TaskData
-
         session = self.session
         if self.before is not None:
             self.before()
         examples = [self._example(p) for p in payloads]
-        features = encode(examples, self.tokenizer, session.config.task_kind, None,
-                          max_length=session.config.max_length)
-        logits = task_logits(session.model, session.name, features, session.collate, batch_size=max(len(features), 1),
-                             bf16=self.bf16, bucket=False)
-        task = TaskData(session.name, session.config, session.labels, {"serve": examples}, {"serve": features},
-                        {"serve": 0})
-        predictions = session.config.task_kind.decode(task, "serve", logits)
+        predictions, logits = session.predict_examples(examples, bf16=self.bf16)
         if self.kind == "classification":
             names = list(session.labels.names) if session.labels is not None else []
             multi = session.config.head.multi_label
@@ -240,9 +230,10 @@ def build_service(folder: str, device: str = "cpu", backend: str = "torch", bf16
                   adapters: Sequence[tuple[str, str]] = ()) -> Service:
     """Load `folder` (and `adapters`: (name, folder) pairs) and build its handlers; ConfigError when the
     folder is missing, supports nothing, or asks for what the back end cannot run."""
+    from ..assets import model_path
     from ..device import resolve_device
 
-    path = Path(folder)
+    path = model_path(folder)  # a folder, or an installed model's alias ("minilm")
     if not path.is_dir():
         raise ConfigError(f"{folder}: no such model folder")
     if backend not in ("torch", "onnx"):
