@@ -25,6 +25,7 @@ from . import (
     probe,
     prune,
     quantize,
+    reproduce,
     robustness,
     serve,
     structural,
@@ -32,7 +33,7 @@ from . import (
 )
 
 COMMANDS = (demo, embed, info, pretrain, finetune, distill, quantize, prune, export, parse, probe, structural,
-            attention, cloze, robustness, numbers, serve, tokenizer, corpus)
+            attention, cloze, robustness, numbers, reproduce, serve, tokenizer, corpus)
 
 
 def build_parser() -> argparse.ArgumentParser:
