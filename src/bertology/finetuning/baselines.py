@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..data.sentences import has_cjk
+
 __all__ = ["TfidfLogistic"]
 
 
@@ -37,7 +39,7 @@ class TfidfLogistic:
 
     def _grams(self, text: str) -> Counter:
         low, high = self.ngrams
-        text = "".join(text.split()) if any("\u4e00" <= ch <= "\u9fff" for ch in text) else text.lower()
+        text = "".join(text.split()) if has_cjk(text) else text.lower()
         return Counter(text[i:i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1))
 
     def _features(self, texts: Sequence[str]) -> torch.Tensor:

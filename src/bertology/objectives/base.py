@@ -108,6 +108,11 @@ def objective_options(names: list[str], options: dict[str, Any] | None,
 
 
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if target.numel() == 0:
-        return torch.zeros((), device=logits.device)
-    return (logits.argmax(-1) == target).float().mean().detach()
+    return hit_rate(logits.argmax(-1) == target)
+
+
+def hit_rate(hits: torch.Tensor) -> torch.Tensor:
+    """Share of True in `hits` as a detached float tensor on its device (0 for none): no sync on the step."""
+    if hits.numel() == 0:
+        return torch.zeros((), device=hits.device)
+    return hits.float().mean().detach()

@@ -6,6 +6,7 @@ returns the numbers the report needs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import time
@@ -15,12 +16,13 @@ from typing import Any
 
 import torch
 
-from ...assets import peoples_daily_path
+from ...assets import peoples_daily_path, peoples_daily_sentences
 from .plan import DemoPlan
 from .stages import DemoContext, training_folder
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL file the demo wrote itself (task splits, metrics)."""
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
@@ -39,8 +41,8 @@ def data(ctx: DemoContext) -> dict[str, Any]:
     with open(peoples_daily_path(), encoding="utf-8", errors="replace") as source:
         lines = [line for line in source if line.strip()][: plan.corpus_lines]
     pku.write_text("".join(lines), encoding="utf-8")
-    text.write_text("".join("".join(t.rsplit("/", 1)[0].lstrip("[") for t in line.split()) + "\n" for line in lines),
-                    encoding="utf-8")
+    sentences = itertools.islice(peoples_daily_sentences(), len(lines))  # one per non-empty line, tags removed
+    text.write_text("".join("".join(words) + "\n" for words in sentences), encoding="utf-8")
     reviews = folder / "reviews.txt"
     review_count = _unlabelled_reviews(reviews, plan.review_lines)
     print(f"   People's Daily: {len(lines):,} lines, and {review_count:,} unlabelled training reviews; training a "
@@ -65,7 +67,7 @@ def _unlabelled_reviews(path: Path, limit: int | None) -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         write_task("chinese-sentiment", scratch, seed=0)
-        texts = [row["text"].replace("\n", " ") for row in _lines(Path(scratch) / "train.jsonl")][:limit]
+        texts = [row["text"].replace("\n", " ") for row in read_jsonl(Path(scratch) / "train.jsonl")][:limit]
     path.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     return len(texts)
 
@@ -160,7 +162,7 @@ def finetune(ctx: DemoContext) -> dict[str, Any]:
     random = finetune_model(_task(ctx), str(random_init_folder(ctx.path("pretrain", "model"),
                                                                 ctx.path("finetune", "random-init-encoder"))),
                             ctx.path("finetune", "random-init"), plan.learning_rate, plan.epochs)
-    test = _lines(ctx.path("data", "sentiment", "test.jsonl"))
+    test = read_jsonl(ctx.path("data", "sentiment", "test.jsonl"))
     labels = [row["label"] for row in test]
     majority = max(labels.count(label) for label in set(labels)) / len(labels)
     return {"pretrained": pretrained, "random_init": random, "majority": majority}
@@ -172,7 +174,7 @@ def baseline(ctx: DemoContext) -> dict[str, Any]:
     from ...finetuning.baselines import TfidfLogistic
 
     data = ctx.path("data", "sentiment")
-    train, test = _lines(data / "train.jsonl"), _lines(data / "test.jsonl")
+    train, test = read_jsonl(data / "train.jsonl"), read_jsonl(data / "test.jsonl")
     model = TfidfLogistic().fit([r["text"] for r in train], [r["label"] for r in train])
     accuracy = model.accuracy([r["text"] for r in test], [r["label"] for r in test])
     times = []
@@ -248,7 +250,7 @@ def measure(ctx: DemoContext) -> dict[str, Any]:
     """Accuracy against single-review latency for every model variant, under the same threads."""
     from ...compression.report import folder_size
 
-    texts = [row["text"] for row in _lines(ctx.path("data", "sentiment", "test.jsonl"))][: ctx.plan.latency_texts]
+    texts = [row["text"] for row in read_jsonl(ctx.path("data", "sentiment", "test.jsonl"))][: ctx.plan.latency_texts]
     tuned, student, quantized = ctx.need("finetune"), ctx.need("distill"), ctx.need("quantize")
     variants = [("fine-tuned (pretrained)", tuned["pretrained"]["model"], tuned["pretrained"]["accuracy"]),
                 ("fine-tuned (random init)", tuned["random_init"]["model"], tuned["random_init"]["accuracy"]),

@@ -52,7 +52,8 @@ def run_claim(claim: Claim, ws: Workspace, seeds: int) -> dict[str, Any]:
     verdict, detail = claim.test(values)
     result = {"claim": claim.name, "statement": claim.statement, "paper": claim.paper, "setup": claim.setup,
               "metric": claim.metric, "seeds": seeds, "per_seed": per_seed,
-              "arms": {arm: {"mean": Spread.of(v).mean, "std": Spread.of(v).std, "values": v} for arm, v in values.items()},
+              "arms": {arm: {"mean": spread.mean, "std": spread.std, "values": list(spread.values)}
+                       for arm, spread in ((arm, Spread.of(v)) for arm, v in values.items())},
               "verdict": verdict, "detail": detail}
     folder = ws.root / claim.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,6 +86,8 @@ def run(name: str, out: Path, seeds: int = 3) -> list[dict[str, Any]]:
     summary = [[r["claim"], r["verdict"], r["detail"]] for r in results]
     print("\n" + format_table(["claim", "verdict", "detail"], summary))
     if name == "all" or len(results) > 1:
+        with atomic_write(Path(out) / "results.json") as handle:
+            json.dump({"seeds": seeds, "claims": results}, handle, indent=2)
         with atomic_write(Path(out) / "report.md") as handle:
             handle.write("\n".join([
                 "# bertology reproduce: the literature's claims at small scale", "",

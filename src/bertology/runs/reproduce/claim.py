@@ -65,6 +65,14 @@ def not_worse(candidate: Sequence[float], reference: Sequence[float], margin: fl
     return INCONCLUSIVE, detail
 
 
+def all_of(parts: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """A claim made of several comparisons (label -> (verdict, detail)): it holds when all hold, does not hold
+    when any does not, and is inconclusive otherwise."""
+    verdicts = [verdict for verdict, _ in parts.values()]
+    verdict = HOLDS if all(v == HOLDS for v in verdicts) else FAILS if FAILS in verdicts else INCONCLUSIVE
+    return verdict, "; ".join(f"{label}: {detail}" for label, (_, detail) in parts.items())
+
+
 @dataclass(frozen=True)
 class Claim:
     name: str

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..demo.chinese import read_jsonl
+
 
 def _cut(text: str, jieba: Any) -> str:
     return " ".join(w for w in jieba.lcut(text.strip()) if w.strip())
@@ -35,7 +37,7 @@ def prepare(chars: Path, folder: Path, vocab_size: int) -> dict[str, Any]:
     sentiment = folder / "sentiment"
     sentiment.mkdir(exist_ok=True)
     for split in ("train", "dev", "test"):
-        rows = [json.loads(line) for line in (chars / "sentiment" / f"{split}.jsonl").read_text("utf-8").splitlines()]
+        rows = read_jsonl(chars / "sentiment" / f"{split}.jsonl")
         (sentiment / f"{split}.jsonl").write_text(
             "".join(json.dumps({**row, "text": _cut(row["text"], jieba)}, ensure_ascii=False) + "\n" for row in rows),
             encoding="utf-8")

@@ -43,7 +43,7 @@ class Workspace:
     plan: DemoPlan = SCALE
     _memo: dict[str, Any] = field(default_factory=dict)
 
-    def _cached(self, key: str, build) -> dict[str, Any]:
+    def cached(self, key: str, build) -> dict[str, Any]:
         """`build()`'s result, stored in cache/KEY.json once it finishes."""
         path = self.root / "cache" / f"{key}.json"
         if path.is_file():
@@ -57,7 +57,7 @@ class Workspace:
     @property
     def data(self) -> Path:
         folder = self.root / "shared"
-        self._cached("data", lambda: chinese.data(DemoContext(out=folder, plan=self.plan, quick=True)))
+        self.cached("data", lambda: chinese.data(DemoContext(out=folder, plan=self.plan, quick=True)))
         return folder / "data"
 
     @property
@@ -65,7 +65,7 @@ class Workspace:
         """The same text cut into jieba words: a word-level WordPiece vocabulary (a word is one token, an unknown
         one falls back to pieces), the pretraining corpus, and the sentiment splits with words spaced."""
         folder = self.root / "shared-words"
-        self._cached("word-data", lambda: words.prepare(self.data, folder, self.plan.vocab_size * 4))
+        self.cached("word-data", lambda: words.prepare(self.data, folder, self.plan.vocab_size * 4))
         return folder
 
     def task(self, head: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -80,7 +80,7 @@ class Workspace:
             print(f"   pretraining: {variant}, seed {seed}", flush=True)
             return chinese.pretrain_model(data, run_dir, self.plan, seed, VARIANTS[variant])
 
-        return self._cached(f"pretrain-{variant}-seed{seed}", build)["model"]
+        return self.cached(f"pretrain-{variant}-seed{seed}", build)["model"]
 
     def random_init(self, seed: int) -> str:
         folder = self.root / "pretrain" / f"random-seed{seed}"
@@ -98,12 +98,12 @@ class Workspace:
             print(f"   fine-tuning: {name}, seed {seed}", flush=True)
             return chinese.finetune_model(task, model, run_dir, lr, epochs, seed, method)
 
-        return self._cached(f"finetune-{name}-seed{seed}", build)
+        return self.cached(f"finetune-{name}-seed{seed}", build)
 
     def tuned(self, variant: str, seed: int) -> dict[str, Any]:
         """The sentiment model fine-tuned from pretraining `variant` (the usual head and recipe)."""
         return self.finetuned(self.pretrained(variant, seed), variant, seed)
 
     def test_texts(self, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = chinese._lines(self.data / "sentiment" / "test.jsonl")
+        rows = chinese.read_jsonl(self.data / "sentiment" / "test.jsonl")
         return rows[:limit] if limit else rows

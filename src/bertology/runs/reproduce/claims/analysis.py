@@ -16,7 +16,7 @@ def _probe(ws, seed: int) -> dict[str, float]:
                        out=str(ws.root / "probe" / f"seed{seed}"), sentences=ws.plan.probe_sentences, seed=seed)
         return {f"layer {r['layer']}": r["accuracy"] for r in probe(run)["layers"]}
 
-    layers = ws._cached(f"probe-seed{seed}", build)
+    layers = ws.cached(f"probe-seed{seed}", build)
     names = sorted(layers, key=lambda n: int(n.split()[1]))
     middle = max(layers[n] for n in names[1:-1])
     return {**layers, "best middle layer": middle, "best of embeddings and top": max(layers[names[0]], layers[names[-1]])}
@@ -55,7 +55,7 @@ def _shuffle(ws, seed: int) -> dict[str, float]:
         (result,) = measure(predict, texts, ["shuffle"], seed)
         return {"unchanged": 1.0 - result.changed}
 
-    return ws._cached(f"shuffle-seed{seed}", build)
+    return ws.cached(f"shuffle-seed{seed}", build)
 
 
 def _shuffle_test(results: dict[str, list[float]]):

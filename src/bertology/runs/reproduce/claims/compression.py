@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from ..claim import FAILS, HOLDS, INCONCLUSIVE, Claim, greater, not_worse
+from ..claim import FAILS, HOLDS, INCONCLUSIVE, Claim, all_of, greater, not_worse
 from . import add
 
 SENTIMENT = "Chinese review sentiment, test accuracy"
@@ -17,7 +17,7 @@ def _student(ws, seed: int, layer_map: str) -> dict:
     teacher = ws.tuned("wwm", seed)["model"]
     run_dir = ws.root / "distill" / f"{layer_map}-seed{seed}"
     print(f"   distilling: {layer_map} layer map, seed {seed}", flush=True)
-    return ws._cached(f"distill-{layer_map}-seed{seed}",
+    return ws.cached(f"distill-{layer_map}-seed{seed}",
                       lambda: chinese.distill_model(ws.task(), teacher, run_dir, ws.plan, seed, layer_map))
 
 
@@ -26,7 +26,7 @@ def _latencies(ws, seed: int) -> dict[str, float]:
 
     texts = [row["text"] for row in ws.test_texts(50)]
     teacher, student = ws.tuned("wwm", seed)["model"], _student(ws, seed, "uniform")["model"]
-    return ws._cached(f"latency-seed{seed}", lambda: {"teacher": chinese.latency(teacher, texts),
+    return ws.cached(f"latency-seed{seed}", lambda: {"teacher": chinese.latency(teacher, texts),
                                                       "student": chinese.latency(student, texts)})
 
 
@@ -69,13 +69,8 @@ def _maps(ws, seed: int) -> dict[str, float]:
 
 
 def _maps_test(results: dict[str, list[float]]):
-    top = greater(results["uniform"], results["top"])
-    bottom = greater(results["uniform"], results["bottom"])
-    detail = f"uniform against top: {top[1]}; against bottom: {bottom[1]}"
-    if top[0] == bottom[0]:
-        return top[0], detail
-    return (FAILS if FAILS in (top[0], bottom[0]) else INCONCLUSIVE), detail
-
+    return all_of({"uniform against top": greater(results["uniform"], results["top"]),
+                   "against bottom": greater(results["uniform"], results["bottom"])})
 
 add(Claim(
     name="layer-map",
@@ -99,7 +94,7 @@ def _int8(ws, seed: int) -> dict[str, float]:
         run.validate()
         return quantize(run)
 
-    result = ws._cached(f"int8-seed{seed}", build)
+    result = ws.cached(f"int8-seed{seed}", build)
     return {"float32": result["original_metric"], "int8": result["metric"]}
 
 
@@ -126,7 +121,7 @@ def _heads(ws, seed: int) -> dict[str, float]:
         session = load_for_inference(out / "model", device="cpu")
         return {"accuracy": session.evaluate(session.read(Path(ws.task()["test"]), "test"))["accuracy"]}
 
-    pruned = ws._cached(f"prune-seed{seed}", build)
+    pruned = ws.cached(f"prune-seed{seed}", build)
     return {"all heads": tuned["accuracy"], "half the heads pruned": pruned["accuracy"]}
 
 

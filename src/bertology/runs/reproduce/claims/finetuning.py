@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..claim import Claim, greater
+from ..claim import Claim, all_of, greater
 from . import add
 
 FROZEN = {"embeddings (frozen)": {"layers": "embeddings", "pooling": "mean"},
@@ -22,14 +22,9 @@ def _measure(ws, seed: int) -> dict[str, float]:
 def _test(results: dict[str, list[float]]):
     frozen = [name for name in results if name.endswith("(frozen)")]
     best = [max(results[name][i] for name in frozen) for i in range(len(results[frozen[0]]))]
-    verdict, detail = greater(results["tuned (top layer)"], best)
-    mixed = greater(results["last four concatenated (frozen)"], results["embeddings (frozen)"])
-    # both halves of the claim must hold for it to hold; either failing fails it
-    if verdict == mixed[0]:
-        return verdict, f"tuned against the best frozen choice: {detail}; last four against embeddings: {mixed[1]}"
-    worst = "does not hold" if "does not hold" in (verdict, mixed[0]) else "inconclusive at this scale"
-    return worst, f"tuned against the best frozen choice: {detail}; last four against embeddings: {mixed[1]}"
-
+    return all_of({"tuned against the best frozen choice": greater(results["tuned (top layer)"], best),
+                   "last four against embeddings": greater(results["last four concatenated (frozen)"],
+                                                           results["embeddings (frozen)"])})
 
 add(Claim(
     name="layers",
