@@ -45,6 +45,11 @@ def test_quick_demo_writes_a_report_with_sane_numbers(quick_demo):
     assert results["distill"]["accuracy"] > tuned["majority"]
     probe = results["probe"]["pretrained"]
     assert len(probe) == 3 and max(r["accuracy"] for r in probe) > 0.4  # 3 layers: embeddings and two blocks
+    # the pretrained model beats random initialisation where a 90-second pretraining shows it: part of speech (on
+    # sentiment it does not at this budget, measured in docs/demo.md; the report says so plainly, checked above)
+    random_best = max(r["accuracy"] for r in results["probe"]["random_init"])
+    assert max(r["accuracy"] for r in probe) > random_best + 0.02
+    assert "part of speech: the pretrained encoder beats the same architecture at random weights" in printed
     assert results["english"]["full"]["accuracy"] > 0.15  # 45 classes; the majority class is about 0.12
     assert "Chinese review sentiment, every model variant" in printed and "TF-IDF" in printed
     assert printed.count("never occur in") <= 3  # each warning once, not once per method

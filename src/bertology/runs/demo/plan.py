@@ -36,7 +36,8 @@ class DemoPlan:
                                                               "num_attention_heads": 2, "intermediate_size": 512})
     distill_epochs: dict[str, int] = field(default_factory=lambda: {"intermediate": 2, "prediction": 2})
     student_learning_rate: float = 1e-3
-    #: sentences probed for part of speech, and read for attention statistics
+    #: sentences probed for part of speech, and read for attention statistics. The quick plan probes 800: with
+    #: 300 its pretrained encoder led random weights by 0.025 at the best layer, with 800 by 0.049
     probe_sentences: int = 1000
     attention_sentences: int = 200
     #: reviews timed one at a time for the accuracy-against-latency plot
@@ -47,8 +48,8 @@ class DemoPlan:
 
 
 DEFAULT = DemoPlan()
-QUICK = DemoPlan(corpus_lines=4000, review_lines=4000, vocab_size=5000, preset="bert-L2-H128", pretrain_steps=800, pretrain_learning_rate=1e-3, train=800, dev=200,
-                 test=400, epochs=3, learning_rate=5e-4,
+QUICK = DemoPlan(corpus_lines=4000, review_lines=4000, vocab_size=5000, preset="bert-L2-H128", pretrain_steps=800,
+                 pretrain_learning_rate=1e-3, train=800, dev=200, epochs=3, learning_rate=5e-4,
                  student={"num_hidden_layers": 1, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256},
-                 distill_epochs={"intermediate": 1, "prediction": 2}, probe_sentences=300, attention_sentences=50,
+                 distill_epochs={"intermediate": 1, "prediction": 2}, probe_sentences=800, attention_sentences=50,
                  latency_texts=20, english_train=300, english_epochs=1)
