@@ -96,6 +96,20 @@ def test_the_int8_folder_reloads_exactly_and_is_smaller(model, method, tmp_path)
         assert isinstance(again.encoder.layers[0].attention.qkv, StaticInt8Linear)
 
 
+def test_an_encoder_without_pooler_reloads_as_int8(tmp_path):
+    """An encoder pretrained by masked LM alone has no pooler; its int8 folder reloads without one."""
+    torch.manual_seed(0)
+    bare = BertModel(BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=128, max_position_embeddings=32), add_pooling_layer=False).eval()
+    q = _quantized(bare, "dynamic")
+    q.save_pretrained(tmp_path)
+    again = load(tmp_path)
+    assert again.pooler is None
+    ids, mask = _batch()
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids, mask).last_hidden_state, q(ids, mask).last_hidden_state, rtol=0, atol=0)
+
+
 def test_a_damaged_int8_folder_is_named(model, tmp_path):
     q = _quantized(model, "dynamic")
     q.save_pretrained(tmp_path)

@@ -115,6 +115,19 @@ def test_save_and_load_round_trip(tmp_path):
     assert again.head_configs["t"].labels == ["a", "b"]
 
 
+def test_encoder_pretrained_without_pooler_round_trips_with_pooling_auto(tmp_path):
+    """An encoder pretrained by masked LM alone has no pooler, so pooling 'auto' reads [CLS]; loading the saved
+    model must not build a fresh pooler that 'auto' would then read (it did: other logits after a reload)."""
+    torch.manual_seed(0)
+    bare = BertModel(BertConfig(**CONFIG), add_pooling_layer=False).eval()
+    model = TaskModel(bare, {"t": HeadConfig(labels=["a", "b"])}).eval()  # pooling "auto"
+    model.save_pretrained(tmp_path / "m")
+    again = TaskModel.from_pretrained(tmp_path / "m").eval()
+    assert again.encoder.pooler is None
+    inputs = batch()
+    torch.testing.assert_close(again(**inputs).outputs["logits"], model(**inputs).outputs["logits"])
+
+
 def test_bad_head_configs_are_named():
     with pytest.raises(ConfigError, match="layers"):
         HeadConfig(labels=["a", "b"], layers="bottom")

@@ -277,6 +277,19 @@ def test_pretraining_checkpoint_into_bert_model(tmp_path, caplog, tiny_config):
     assert "not in the checkpoint" not in caplog.text  # nothing of the encoder is missing
 
 
+def test_checkpoint_without_pooler_loads_as_an_encoder_without_one(tmp_path, caplog, tiny_config):
+    """Masked LM alone trains no pooler: the bare encoder loads without one (no fresh weights, no warning of
+    missing tensors), and a checkpoint with a pooler keeps it."""
+    source = _model(tiny_config, BertForMaskedLM, seed=8)
+    source.save_pretrained(tmp_path / "mlm")
+    _model(tiny_config, BertModel, seed=9).save_pretrained(tmp_path / "pooled")
+    with caplog.at_level(logging.WARNING):
+        model = BertModel.from_pretrained(tmp_path / "mlm")
+    assert model.pooler is None and "not in the checkpoint" not in caplog.text
+    _same_encoder(model, source.bert)
+    assert BertModel.from_pretrained(tmp_path / "pooled").pooler is not None
+
+
 def test_bert_model_checkpoint_into_masked_lm(tmp_path, caplog, tiny_config):
     source = _model(tiny_config, BertModel, seed=7)
     source.save_pretrained(tmp_path)

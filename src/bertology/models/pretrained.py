@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -114,8 +114,9 @@ class PreTrainedModel(nn.Module):
         folder = Path(folder)
         if config is None:
             config = cls.config_class.from_pretrained(folder)
-        model = cls(config)
         state, source = read_weights(folder)
+        model = cls(config)
+        drop_untrained_pooler(model, state)
         model.load_hf_state_dict(state, source=str(source), strict=strict)
         return model.eval()
 
@@ -182,6 +183,14 @@ class PreTrainedModel(nn.Module):
         write_safetensors(self.hf_state_dict(), folder / SAFE_WEIGHTS)
         config.save_pretrained(folder)
         return folder
+
+
+def drop_untrained_pooler(model: nn.Module, state: Mapping[str, Any]) -> None:
+    """A bare encoder whose checkpoint has no pooler (pretrained by masked LM alone) loses the one it was built
+    with: random weights would be warned about on every load and picked by pooling 'auto'. Built, then dropped,
+    so that loading draws the same random numbers either way (a seeded run goes on with the same generator)."""
+    if dict(model.named_children()).get("pooler") is not None and not any(".pooler." in f".{n}" for n in state):
+        model.pooler = None
 
 
 def _model_class(folder: str | os.PathLike) -> type[PreTrainedModel]:

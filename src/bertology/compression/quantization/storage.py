@@ -119,12 +119,13 @@ def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
 def load_quantized(folder: str | os.PathLike, **_: Any) -> nn.Module:
     """The quantized encoder saved by `save_quantized`: fp32 skeleton from config.json, int8 layers swapped
     in, weights and ranges loaded; in evaluation mode (quantized layers do not train)."""
-    from ...models.pretrained import _model_class
+    from ...models.pretrained import _model_class, drop_untrained_pooler
 
     folder = Path(folder)
     meta = read_meta(folder)
     cls = _model_class(folder)
     model = cls(cls.config_class.from_pretrained(folder))
+    drop_untrained_pooler(model, meta["entries"])  # an encoder saved without a pooler, as `load` builds it
     with quiet():
         for kind in KINDS:
             for name in meta["layers"].get(kind, []):
