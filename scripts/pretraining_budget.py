@@ -52,8 +52,9 @@ def demo_data(out: Path) -> Path:
     """The quick demo's data stage (tokenizer, corpus, sentiment splits with the whole test split)."""
     from bertology.cli.main import main
 
-    if not (out / "demo" / "stages" / "data.json").is_file():
-        assert main(["demo", "--quick", "--stages", "data", "--out", str(out / "demo")]) == 0
+    if not (out / "demo" / "stages" / "data.json").is_file() and main(
+            ["demo", "--quick", "--stages", "data", "--out", str(out / "demo")]) != 0:
+        raise SystemExit("the demo's data stage failed (its message is above)")
     return out / "demo" / "data"
 
 
